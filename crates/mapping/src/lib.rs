@@ -1,0 +1,1 @@
+//! Segment-compatible mapping directives and the trigger language. Pure functions, no I/O.

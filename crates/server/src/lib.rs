@@ -1,0 +1,1 @@
+//! The HTTP service: Segment-compatible ingest, the admin API, metrics and health.

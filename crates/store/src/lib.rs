@@ -1,0 +1,1 @@
+//! The membership ledger and the delivery log, behind one trait, with an embedded SQLite engine.
