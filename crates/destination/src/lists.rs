@@ -1,0 +1,1 @@
+//! Audience → list resolution (written by core-B).

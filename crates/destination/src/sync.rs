@@ -1,0 +1,1 @@
+//! In-memory executor (written by core-B).
