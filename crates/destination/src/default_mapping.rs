@@ -1,1 +1,427 @@
-//! (in progress)
+//! The default mapping as a fast typed path (issue 3 item 3; design decisions 1, 4, 5, 6).
+//!
+//! - email: `traits.email`, else `context.traits.email`, else `properties.email` (T9);
+//! - userId: `userId`;
+//! - audience key: `context.personas.computation_key`; list hint: `external_audience_id`
+//!   (present but not a number: rejected, T10);
+//! - membership: [`crate::membership`];
+//! - audience settings: `context.personas.audience_settings` (T7);
+//! - data fields: none unless the destination names some (design decision 6).
+//!
+//! The mapping language (mapping crate) expresses the same defaults and must agree with this.
+
+use segment::{Event, EventType, Timestamp};
+use serde_json::{Map, Value};
+
+use crate::identity::IdentityError;
+use crate::membership::{self, AudienceClass};
+use crate::model::{Identity, MembershipChange, ProcessedEvent, Reason, ReasonCode};
+use crate::settings::{DestinationSettings, parse_event_audience_settings};
+
+/// Profile fields Iterable manages itself, plus the identifiers: never sent in `dataFields`
+/// (iterable-api.md §6.4).
+pub const RESERVED_DATA_FIELDS: &[&str] = &[
+    "email",
+    "userId",
+    "emailListIds",
+    "userListIds",
+    "itblInternal",
+    "itblDS",
+    "itblUserId",
+    "profileUpdatedAt",
+    "receivedSMSDisclaimer",
+    "signupDate",
+    "signupSource",
+    "subscribedMessageTypeIds",
+    "unsubscribedChannelIds",
+    "unsubscribedMessageTypeIds",
+    "createdAt",
+];
+
+/// What the ingest side knows about an event that the event does not say itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapContext {
+    /// Arrival order (ties between equal timestamps go to the later arrival).
+    pub received_order: u64,
+    /// When it arrived: the timestamp of an event that carries none.
+    pub received_at: Timestamp,
+}
+
+/// Maps one event with the default mapping.
+pub fn map_event(event: &Event, settings: &DestinationSettings, ctx: MapContext) -> ProcessedEvent {
+    match try_map(event, settings, ctx) {
+        Ok(change) => ProcessedEvent::Change(Box::new(change)),
+        Err(Verdict::Skip(r)) => ProcessedEvent::Skipped(r),
+        Err(Verdict::Reject(r)) => ProcessedEvent::Rejected(r),
+    }
+}
+
+enum Verdict {
+    Skip(Reason),
+    Reject(Reason),
+}
+
+fn reject(code: ReasonCode, msg: impl Into<String>) -> Verdict {
+    Verdict::Reject(Reason::new(code, msg))
+}
+
+fn try_map(
+    event: &Event,
+    settings: &DestinationSettings,
+    ctx: MapContext,
+) -> Result<MembershipChange, Verdict> {
+    let fields = match event.kind {
+        EventType::Identify => &event.traits,
+        EventType::Track => &event.properties,
+        ref other => {
+            return Err(Verdict::Skip(Reason::new(
+                ReasonCode::UnsupportedType,
+                format!("{other} calls are not audience events"),
+            )));
+        }
+    };
+    // Design decision 1: personas present with an audience class, else skipped.
+    let Some(personas) = event.personas() else {
+        return Err(Verdict::Skip(Reason::new(
+            ReasonCode::NotAudienceEvent,
+            "no context.personas: not an audience event",
+        )));
+    };
+    let Some(class) = AudienceClass::from_class(personas.computation_class) else {
+        return Err(Verdict::Skip(Reason::new(
+            ReasonCode::NotAudienceEvent,
+            format!(
+                "computation_class {:?} is not an audience",
+                personas.computation_class.unwrap_or_default()
+            ),
+        )));
+    };
+    // T17: a blank key is rejected, never used as a list name.
+    let key = match personas.computation_key {
+        Some(k) if !k.trim().is_empty() => k,
+        _ => {
+            return Err(reject(
+                ReasonCode::MissingAudienceKey,
+                "context.personas.computation_key is missing or blank",
+            ));
+        }
+    };
+    let list_hint = match personas.external_audience_id {
+        None => None,
+        Some(v) => Some(list_id_of(v).ok_or_else(|| {
+            reject(
+                ReasonCode::InvalidListId,
+                format!("context.personas.external_audience_id {v} is not a list id (a number)"),
+            )
+        })?),
+    };
+    let direction = membership::resolve(fields, key, class).map_err(Verdict::Reject)?;
+    let email = email_of(event).map_err(Verdict::Reject)?;
+    let identity = Identity::new(email, event.user_id.as_deref(), settings.project_type)
+        .map_err(|e| match e {
+            IdentityError::Missing => Verdict::Skip(e.reason()),
+            _ => Verdict::Reject(e.reason()),
+        })?;
+    let audience_settings = personas
+        .audience_settings
+        .map(parse_event_audience_settings)
+        .transpose()
+        .map_err(Verdict::Reject)?;
+    let data_fields = data_fields_of(fields, key, &settings.data_fields);
+    let message_id = match &event.message_id {
+        Some(m) if !m.is_empty() => m.clone(),
+        // Segment's API assigns an id to calls without one; so do we, stable within one arrival.
+        _ => format!(
+            "generated-{}-{}",
+            ctx.received_at.unix_nanos(),
+            ctx.received_order
+        ),
+    };
+    Ok(MembershipChange {
+        message_id,
+        timestamp: event.timestamp.unwrap_or(ctx.received_at),
+        received_order: ctx.received_order,
+        audience_key: key.to_owned(),
+        list_hint,
+        direction,
+        identity,
+        data_fields,
+        audience_settings,
+    })
+}
+
+/// `external_audience_id` as a list id: a positive integer, as a number or a string of digits.
+pub fn list_id_of(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64().filter(|n| *n > 0),
+        Value::String(s) => {
+            let s = s.trim();
+            if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+                s.parse().ok().filter(|n: &i64| *n > 0)
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The first non-blank email string of `traits.email`, `context.traits.email`,
+/// `properties.email` (T9). A non-string value where an email should be is rejected.
+fn email_of(event: &Event) -> Result<Option<&str>, Reason> {
+    let candidates = [
+        ("traits.email", event.traits.get("email")),
+        (
+            "context.traits.email",
+            event.context_traits().and_then(|t| t.get("email")),
+        ),
+        ("properties.email", event.properties.get("email")),
+    ];
+    for (path, v) in candidates {
+        match v {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if s.trim().is_empty() => {}
+            Some(Value::String(s)) => return Ok(Some(s)),
+            Some(other) => {
+                return Err(Reason::new(
+                    ReasonCode::BadIdentifier,
+                    format!("{path} is {other}, not an email string"),
+                ));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Copies the named fields (design decision 6), never the audience-key boolean nor the fields
+/// Iterable manages. Values are copied as they are, objects included (T4).
+fn data_fields_of(
+    fields: &Map<String, Value>,
+    audience_key: &str,
+    names: &[String],
+) -> Map<String, Value> {
+    let mut out = Map::new();
+    for name in names {
+        if name == audience_key || RESERVED_DATA_FIELDS.contains(&name.as_str()) {
+            continue;
+        }
+        if let Some(v) = fields.get(name) {
+            out.insert(name.clone(), v.clone());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Direction;
+    use crate::settings::ApiKey;
+    use iterable::ProjectType;
+    use serde_json::json;
+
+    fn settings(p: ProjectType) -> DestinationSettings {
+        DestinationSettings::new(ApiKey::new("k"), p)
+    }
+
+    fn ctx() -> MapContext {
+        MapContext {
+            received_order: 3,
+            received_at: Timestamp::from_unix_millis(1_000),
+        }
+    }
+
+    fn map(v: Value, s: &DestinationSettings) -> ProcessedEvent {
+        let e: Event = serde_json::from_value(v).unwrap();
+        map_event(&e, s, ctx())
+    }
+
+    fn change(p: ProcessedEvent) -> MembershipChange {
+        match p {
+            ProcessedEvent::Change(c) => *c,
+            other => panic!("expected a change, got {other:?}"),
+        }
+    }
+
+    fn code(p: ProcessedEvent) -> (&'static str, ReasonCode) {
+        match p {
+            ProcessedEvent::Skipped(r) => ("skipped", r.code),
+            ProcessedEvent::Rejected(r) => ("rejected", r.code),
+            ProcessedEvent::Change(_) => ("change", ReasonCode::BadInput),
+        }
+    }
+
+    fn identify(key: &str, value: Value) -> Value {
+        json!({
+            "type": "identify", "messageId": "m1", "userId": "u123",
+            "timestamp": "2024-05-06T09:30:22.829Z",
+            "traits": {"email": "Jane@Example.com", key: value, "first_name": "Jane", "vip": true},
+            "context": {"personas": {"computation_class": "audience", "computation_key": key,
+                                     "external_audience_id": "4269566"}}
+        })
+    }
+
+    // engage-events.md §1.1 identify example.
+    #[test]
+    fn identify_enter_maps_to_a_subscribe_change() {
+        let c = change(map(identify("first_time_shopper", json!(true)), &settings(ProjectType::Hybrid)));
+        assert_eq!(c.direction, Direction::Subscribe);
+        assert_eq!(c.audience_key, "first_time_shopper");
+        assert_eq!(c.list_hint, Some(4269566));
+        assert_eq!(c.identity.email(), Some("jane@example.com"));
+        assert_eq!(c.identity.user_id(), Some("u123"));
+        assert_eq!(c.message_id, "m1");
+        assert_eq!(c.received_order, 3);
+        assert_eq!(c.timestamp, Timestamp::parse("2024-05-06T09:30:22.829Z").unwrap());
+        assert!(c.data_fields.is_empty(), "design decision 6: none by default");
+        assert_eq!(c.audience_settings, None);
+    }
+
+    // T9: track with the email only in context.traits, no userId, hybrid project.
+    #[test]
+    fn track_finds_the_email_in_context_traits() {
+        let c = change(map(
+            json!({"type": "track", "event": "Audience Entered", "messageId": "m",
+                   "properties": {"audience_key": "a", "a": true},
+                   "context": {"traits": {"email": "a@x.com"},
+                               "personas": {"computation_class": "audience", "computation_key": "a"}}}),
+            &settings(ProjectType::Hybrid),
+        ));
+        assert_eq!(c.identity.email(), Some("a@x.com"));
+        assert_eq!(c.identity.user_id(), None);
+        assert_eq!(c.list_hint, None);
+    }
+
+    // issue 3 item 3: properties.email is the last fallback; traits.email wins over the others.
+    #[test]
+    fn email_lookup_order_is_traits_then_context_traits_then_properties() {
+        let base = |traits: Value, ctx_traits: Value, props: Value| {
+            let mut p = props;
+            p["a"] = json!(true);
+            json!({"type": "track", "messageId": "m", "traits": traits, "properties": p,
+                   "context": {"traits": ctx_traits,
+                               "personas": {"computation_key": "a"}}})
+        };
+        let s = settings(ProjectType::Hybrid);
+        let e = |v| change(map(v, &s)).identity.email().map(str::to_owned);
+        assert_eq!(e(base(json!({"email": "t@x.com"}), json!({"email": "c@x.com"}), json!({"email": "p@x.com"}))).as_deref(), Some("t@x.com"));
+        assert_eq!(e(base(json!({}), json!({"email": "c@x.com"}), json!({"email": "p@x.com"}))).as_deref(), Some("c@x.com"));
+        assert_eq!(e(base(json!({"email": ""}), json!({}), json!({"email": "p@x.com"}))).as_deref(), Some("p@x.com"));
+    }
+
+    // design decision 1.
+    #[test]
+    fn non_audience_events_are_skipped_and_blank_keys_rejected() {
+        let s = settings(ProjectType::Hybrid);
+        assert_eq!(code(map(json!({"type": "page", "userId": "u"}), &s)), ("skipped", ReasonCode::UnsupportedType));
+        assert_eq!(code(map(json!({"type": "identify", "userId": "u", "traits": {"a": true}}), &s)),
+                   ("skipped", ReasonCode::NotAudienceEvent));
+        let mut v = identify("a", json!(true));
+        v["context"]["personas"]["computation_class"] = json!("trait");
+        assert_eq!(code(map(v, &s)), ("skipped", ReasonCode::NotAudienceEvent));
+        // T17: "" and "   " keys are rejected.
+        for k in ["", "   "] {
+            let mut v = identify("a", json!(true));
+            v["context"]["personas"]["computation_key"] = json!(k);
+            assert_eq!(code(map(v, &s)), ("rejected", ReasonCode::MissingAudienceKey));
+        }
+        let mut v = identify("a", json!(true));
+        v["context"]["personas"].as_object_mut().unwrap().remove("computation_key");
+        assert_eq!(code(map(v, &s)), ("rejected", ReasonCode::MissingAudienceKey));
+    }
+
+    // T10: a present but non-numeric list id is rejected; a numeric one (string or number) is read.
+    #[test]
+    fn non_numeric_external_audience_id_is_rejected() {
+        let s = settings(ProjectType::Hybrid);
+        for bad in [json!("abc"), json!(""), json!("12a"), json!(-4), json!(1.5), json!(true)] {
+            let mut v = identify("a", json!(true));
+            v["context"]["personas"]["external_audience_id"] = bad.clone();
+            assert_eq!(code(map(v, &s)), ("rejected", ReasonCode::InvalidListId), "{bad}");
+        }
+        let mut v = identify("a", json!(true));
+        v["context"]["personas"]["external_audience_id"] = json!(77);
+        assert_eq!(change(map(v, &s)).list_hint, Some(77));
+    }
+
+    // design decision 2: only an anonymousId is a skip, not an error.
+    #[test]
+    fn anonymous_only_events_are_skipped() {
+        let s = settings(ProjectType::Hybrid);
+        let v = json!({"type": "identify", "anonymousId": "anon", "userId": null, "traits": {"a": true},
+                       "context": {"personas": {"computation_class": "audience", "computation_key": "a"}}});
+        assert_eq!(code(map(v, &s)), ("skipped", ReasonCode::NoIdentifier));
+    }
+
+    // issue 3 item 5: one bad identifier rejects that event with a reason.
+    #[test]
+    fn bad_identifiers_reject_the_event() {
+        let s = settings(ProjectType::Hybrid);
+        let mut v = identify("a", json!(true));
+        v["traits"]["email"] = json!("user @example.com");
+        assert_eq!(code(map(v, &s)), ("rejected", ReasonCode::BadIdentifier));
+        let mut v = identify("a", json!(true));
+        v["userId"] = json!("u123 ");
+        assert_eq!(code(map(v, &s)), ("rejected", ReasonCode::BadIdentifier));
+    }
+
+    // engage-events.md §1.2: missing value on an audience class is rejected, never an exit.
+    #[test]
+    fn missing_membership_value_is_rejected() {
+        let s = settings(ProjectType::Hybrid);
+        let mut v = identify("a", json!(true));
+        v["traits"].as_object_mut().unwrap().remove("a");
+        assert_eq!(code(map(v, &s)), ("rejected", ReasonCode::InvalidMembership));
+    }
+
+    // design decision 6 and T4: named fields are copied (objects too); the audience key,
+    // Iterable-managed fields, email and userId never are.
+    #[test]
+    fn data_fields_copy_only_named_non_reserved_fields() {
+        let mut s = settings(ProjectType::Hybrid);
+        s.data_fields = ["first_name", "address", "a", "email", "signupDate", "missing"]
+            .map(String::from)
+            .to_vec();
+        let mut v = identify("a", json!(true));
+        v["traits"]["address"] = json!({"city": "Lyon"});
+        v["traits"]["signupDate"] = json!("2020-01-01");
+        let c = change(map(v, &s));
+        assert_eq!(
+            Value::Object(c.data_fields),
+            json!({"first_name": "Jane", "address": {"city": "Lyon"}})
+        );
+    }
+
+    // T7(a): personas without audience_settings proceed with defaults; bad campaignId rejects.
+    #[test]
+    fn audience_settings_are_optional_and_validated() {
+        let s = settings(ProjectType::Hybrid);
+        assert_eq!(change(map(identify("a", json!(true)), &s)).audience_settings, None);
+        let mut v = identify("a", json!(false));
+        v["context"]["personas"]["audience_settings"] = json!({"campaignId": "12345"});
+        assert_eq!(change(map(v, &s)).audience_settings.unwrap().campaign_id, Some(12345));
+        let mut v = identify("a", json!(false));
+        v["context"]["personas"]["audience_settings"] = json!({"campaignId": "abc"});
+        assert_eq!(code(map(v, &s)), ("rejected", ReasonCode::InvalidAudienceSettings));
+    }
+
+    #[test]
+    fn missing_timestamp_and_message_id_fall_back_to_arrival() {
+        let s = settings(ProjectType::Hybrid);
+        let mut v = identify("a", json!(true));
+        v.as_object_mut().unwrap().remove("timestamp");
+        v.as_object_mut().unwrap().remove("messageId");
+        let c = change(map(v, &s));
+        assert_eq!(c.timestamp, Timestamp::from_unix_millis(1_000));
+        assert_eq!(c.message_id, "generated-1000000000-3");
+    }
+
+    // design decision 3: a userId project needs a userId.
+    #[test]
+    fn user_id_project_rejects_email_only_events() {
+        let s = settings(ProjectType::UserId);
+        let mut v = identify("a", json!(true));
+        v.as_object_mut().unwrap().remove("userId");
+        assert_eq!(code(map(v, &s)), ("rejected", ReasonCode::BadIdentifier));
+    }
+}
