@@ -103,22 +103,12 @@ impl Clock for ManualClock {
 // ---------------------------------------------------------------------------------------------
 // Configuration and the stored mapping.
 
-/// An operator's binding of an audience to an existing list (configuration only).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ListBinding {
-    /// A list id.
-    Id(i64),
-    /// The name of exactly one Standard list.
-    Name(String),
-}
+pub use crate::settings::ListBinding;
 
-impl fmt::Display for ListBinding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ListBinding::Id(id) => write!(f, "list {id}"),
-            ListBinding::Name(n) => write!(f, "list named {n:?}"),
-        }
+fn describe_binding(b: &ListBinding) -> String {
+    match b {
+        ListBinding::Id(id) => format!("list {id}"),
+        ListBinding::Name(n) => format!("the list named {n:?}"),
     }
 }
 
@@ -146,6 +136,9 @@ pub struct ListSettings {
     /// How long a list this resolver created may answer `invalidListId` before it counts as
     /// missing (default 30 s).
     pub new_list_grace: Duration,
+    /// The first wait after a new list answered `invalidListId` (default 2 s); later waits
+    /// grow with the list's age, up to 10 s.
+    pub new_list_first_retry: Duration,
     /// Description given to created lists.
     pub created_list_description: Option<String>,
 }
@@ -157,6 +150,7 @@ impl Default for ListSettings {
             cache_ttl: Duration::from_secs(60),
             refresh_after_miss: Duration::from_secs(5),
             new_list_grace: Duration::from_secs(30),
+            new_list_first_retry: Duration::from_secs(2),
             created_list_description: None,
         }
     }
@@ -260,7 +254,10 @@ pub enum ListError {
         ids: Vec<i64>,
     },
     /// The operator's binding names no existing Standard list.
-    #[error("the audience is bound to {binding}, which does not exist in Iterable")]
+    #[error(
+        "the audience is bound to {}, which does not exist in Iterable",
+        describe_binding(binding)
+    )]
     BindingNotFound {
         /// The binding.
         binding: ListBinding,
@@ -326,7 +323,9 @@ pub struct Relocated {
     pub old_list_id: i64,
     /// Where the audience's requests go now.
     pub list: ResolvedList,
-    /// Always true: every identity whose desired state is `in` must be subscribed again.
+    /// True the first time this disappearance is reported: every identity whose desired state
+    /// is `in` must be subscribed again to the new list. False when a concurrent request
+    /// already reported it (the re-send is under way).
     pub resend_all_in: bool,
 }
 
@@ -714,7 +713,7 @@ impl<A: ListApi> ListResolver<A> {
         Ok(Relocated {
             old_list_id: list_id,
             list,
-            resend_all_in: true,
+            resend_all_in: first_time,
         })
     }
 }
@@ -984,6 +983,7 @@ mod tests {
         // The same disappearance reported again by a concurrent request does not create more.
         let again = r.list_missing(aud("gone"), 10).await.unwrap();
         assert_eq!(again.list.list_id, moved.list.list_id);
+        assert!(!again.resend_all_in);
         assert_eq!(api.creates.load(Ordering::SeqCst), 1);
         assert_eq!(
             r.resolve(aud("gone")).await.unwrap().list_id,

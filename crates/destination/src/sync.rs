@@ -1,1 +1,888 @@
-//! In-memory executor (written by core-B).
+//! An in-memory (non-durable) executor: from events or membership changes to Iterable
+//! requests, answers and one outcome per input.
+//!
+//! For each batch it maps events with the default mapping, resolves each audience's list
+//! ([`crate::lists`]), plans requests ([`crate::planner`]), sends them with bounded
+//! concurrency and reads each answer with [`crate::attribution`]:
+//!
+//! - retryable answers (429, 408, 423, 5xx but 501, timeouts) are retried with exponential
+//!   backoff and jitter, honouring `Retry-After`, for a bounded number of attempts; after that
+//!   the events are `retrying` (durable retries over time belong to the ledger);
+//! - a 400 (other than `invalidListId`) or 413 splits the request in halves, down to one
+//!   subscriber, so one bad subscriber fails alone (design decision 9);
+//! - `invalidListId` follows the list rules: a list created here moments ago is retried within
+//!   its grace period, otherwise it counts as missing, the audience is resolved again once and
+//!   every identity whose desired state is `in` is subscribed to the new list (peers T11);
+//! - 401/403 stop the executor: nothing more is sent and unsent events stay `pending`.
+//!
+//! Desired state, the record of subscribes sent, and audience settings live in memory for the
+//! executor's lifetime; the ledger makes them durable later.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use iterable::{ListApi, MembershipOp};
+use parking_lot::Mutex;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use segment::{Event, Timestamp};
+
+use crate::attribution::{Verdict, attribute};
+use crate::default_mapping::{MapContext, map_event};
+use crate::lists::{
+    AudienceRef, Clock, InvalidListVerdict, ListError, ListMappingStore, ListResolver,
+    ListSettings, MemoryMappingStore, SystemClock,
+};
+use crate::model::{
+    Direction, EventAudienceSettings, IdentityKey, MembershipChange, Outcome, ProcessedEvent,
+    ReasonCode,
+};
+use crate::planner::{Plan, PlanConfig, PlanItem, PlannedRequest, plan};
+use crate::settings::{DestinationSettings, EffectiveAudienceSettings};
+
+/// Settings of the executor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncSettings {
+    /// Requests in flight at once (default 4).
+    pub concurrency: usize,
+    /// Attempts per request before its events are left `retrying` (default 5).
+    pub max_attempts: u32,
+    /// First backoff (default 500 ms); doubles per attempt, with jitter.
+    pub backoff_base: Duration,
+    /// Longest backoff (default 30 s).
+    pub backoff_max: Duration,
+    /// Longest `Retry-After` honoured (default 120 s); a longer one ends the attempts.
+    pub retry_after_max: Duration,
+    /// Membership requests per second for the project, subscribe and unsubscribe together
+    /// (design decision 13); `None` sends as fast as `concurrency` allows.
+    pub rate_per_second: Option<f64>,
+    /// Seed of the jitter (tests pin it).
+    pub jitter_seed: Option<u64>,
+    /// List resolution.
+    pub lists: ListSettings,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        SyncSettings {
+            concurrency: 4,
+            max_attempts: 5,
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(30),
+            retry_after_max: Duration::from_secs(120),
+            rate_per_second: None,
+            jitter_seed: None,
+            lists: ListSettings::default(),
+        }
+    }
+}
+
+/// One request as it went out, and what came back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentRequest {
+    /// The list.
+    pub list_id: i64,
+    /// Subscribe or unsubscribe.
+    pub direction: Direction,
+    /// The exact body sent.
+    pub body: Bytes,
+    /// The HTTP status, or `None` when no answer came (timeout, connection error).
+    pub status: Option<u16>,
+    /// 1 for the first try of this body, 2 for the first retry, …
+    pub attempt: u32,
+}
+
+/// An audience moved to a new list because its list disappeared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relocation {
+    /// The audience.
+    pub audience_key: String,
+    /// The vanished list.
+    pub old_list_id: i64,
+    /// The new list.
+    pub new_list_id: i64,
+    /// Identities (desired state `in`) from earlier batches subscribed again to the new list.
+    pub resent: usize,
+}
+
+/// The result of one batch.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SyncReport {
+    /// One outcome per input event (or change), in input order.
+    pub outcomes: Vec<Outcome>,
+    /// Every membership request sent, in sending order (retries and halves included).
+    pub requests: Vec<SentRequest>,
+    /// Audiences moved to a new list.
+    pub relocations: Vec<Relocation>,
+    /// Warnings for the delivery log (ignored event settings, lists that disappeared).
+    pub warnings: Vec<String>,
+    /// Set when Iterable refused the API key: the destination is stopped.
+    pub stopped: Option<String>,
+}
+
+impl SyncReport {
+    /// How many outcomes satisfy `pred`.
+    pub fn count(&self, pred: impl Fn(&Outcome) -> bool) -> usize {
+        self.outcomes.iter().filter(|o| pred(o)).count()
+    }
+
+    /// True when any event was rejected (`send` exits 1).
+    pub fn any_rejected(&self) -> bool {
+        self.outcomes
+            .iter()
+            .any(|o| matches!(o, Outcome::Rejected { .. }))
+    }
+}
+
+/// Build the real client for a destination (the endpoint override applies only when the
+/// settings allow it).
+pub fn client_for(dest: &DestinationSettings) -> Result<iterable::Client, iterable::Error> {
+    let key = iterable::ApiKey::new(dest.api_key.expose());
+    let endpoint = iterable::Endpoint::Custom(dest.base_url().to_owned());
+    iterable::Client::new(iterable::ClientConfig::new(key, endpoint))
+}
+
+/// The latest desired state of one identity in one audience.
+#[derive(Debug, Clone)]
+struct Desired {
+    at: (Timestamp, u64),
+    /// The change that set `in`; `None` for `out`.
+    change: Option<MembershipChange>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Latest `audience_settings` seen in an audience's events.
+    event_settings: HashMap<String, EventAudienceSettings>,
+    /// `(list, identity)` pairs for which a subscribe was sent (recorded before it leaves).
+    sent_subscribes: HashSet<(i64, IdentityKey)>,
+    /// Desired state per audience and identity.
+    desired: HashMap<String, HashMap<IdentityKey, Desired>>,
+}
+
+/// Spaces requests to a configured rate.
+#[derive(Debug)]
+struct Pacer {
+    interval: Duration,
+    next_free: Duration,
+}
+
+/// The executor for one destination (one Iterable project).
+pub struct Executor<A: ListApi> {
+    api: Arc<A>,
+    dest: DestinationSettings,
+    plan_config: PlanConfig,
+    settings: SyncSettings,
+    resolver: Arc<ListResolver<A>>,
+    clock: Arc<dyn Clock>,
+    state: Mutex<State>,
+    rng: Mutex<SmallRng>,
+    pacer: Option<tokio::sync::Mutex<Pacer>>,
+    stopped: Mutex<Option<String>>,
+    next_order: AtomicU64,
+}
+
+impl<A: ListApi> std::fmt::Debug for Executor<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor")
+            .field("dest", &self.dest)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one request's processing produced.
+#[derive(Default)]
+struct RequestResult {
+    outcomes: Vec<(usize, Outcome)>,
+    sent: Vec<SentRequest>,
+    relocations: Vec<(String, i64, i64, bool)>,
+}
+
+impl<A: ListApi> Executor<A> {
+    /// An executor with in-memory list mappings and the system clock.
+    pub fn new(dest: DestinationSettings, api: Arc<A>, settings: SyncSettings) -> Self {
+        Self::with_parts(
+            dest,
+            api,
+            settings,
+            Arc::new(MemoryMappingStore::new()),
+            Arc::new(SystemClock::new()),
+        )
+    }
+
+    /// An executor with a given mapping store and clock.
+    pub fn with_parts(
+        dest: DestinationSettings,
+        api: Arc<A>,
+        settings: SyncSettings,
+        store: Arc<dyn ListMappingStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let resolver = Arc::new(ListResolver::new(
+            api.clone(),
+            store,
+            clock.clone(),
+            settings.lists.clone(),
+        ));
+        let rng = match settings.jitter_seed {
+            Some(seed) => SmallRng::seed_from_u64(seed),
+            None => SmallRng::from_entropy(),
+        };
+        let pacer = settings.rate_per_second.filter(|r| *r > 0.0).map(|r| {
+            tokio::sync::Mutex::new(Pacer {
+                interval: Duration::from_secs_f64(1.0 / r),
+                next_free: Duration::ZERO,
+            })
+        });
+        Executor {
+            plan_config: PlanConfig::from_settings(&dest),
+            api,
+            dest,
+            settings,
+            resolver,
+            clock,
+            state: Mutex::new(State::default()),
+            rng: Mutex::new(rng),
+            pacer,
+            stopped: Mutex::new(None),
+            next_order: AtomicU64::new(0),
+        }
+    }
+
+    /// The list resolver (to inspect lists created, fetches made).
+    pub fn resolver(&self) -> &ListResolver<A> {
+        &self.resolver
+    }
+
+    /// Why the executor stopped (Iterable refused the API key), if it did.
+    pub fn stopped(&self) -> Option<String> {
+        self.stopped.lock().clone()
+    }
+
+    /// Map, plan, send and attribute a batch of parsed events: one outcome per event.
+    pub async fn sync_events(&self, events: &[Event]) -> SyncReport {
+        let received_at = Timestamp::now();
+        let mut outcomes = vec![Outcome::Pending; events.len()];
+        let mut changes = Vec::new();
+        let mut origin = Vec::new();
+        for (i, event) in events.iter().enumerate() {
+            let ctx = MapContext {
+                received_order: self.next_order.fetch_add(1, Ordering::Relaxed),
+                received_at,
+            };
+            match map_event(event, &self.dest, ctx) {
+                ProcessedEvent::Change(c) => {
+                    changes.push(*c);
+                    origin.push(i);
+                }
+                other => outcomes[i] = other.outcome(),
+            }
+        }
+        let mut report = self.sync_changes(changes).await;
+        for (o, i) in report.outcomes.drain(..).zip(origin) {
+            outcomes[i] = o;
+        }
+        report.outcomes = outcomes;
+        report
+    }
+
+    /// Plan, send and attribute already-mapped changes: one outcome per change.
+    pub async fn sync_changes(&self, changes: Vec<MembershipChange>) -> SyncReport {
+        let mut report = SyncReport {
+            outcomes: vec![Outcome::Pending; changes.len()],
+            ..SyncReport::default()
+        };
+        if let Some(why) = self.stopped() {
+            report.stopped = Some(why);
+            return report;
+        }
+        let effective = self.record_changes(&changes, &mut report.warnings);
+
+        // Resolve each audience once.
+        let mut audiences: Vec<&MembershipChange> = Vec::new();
+        let mut seen = HashSet::new();
+        for c in &changes {
+            if seen.insert(c.audience_key.as_str()) {
+                audiences.push(c);
+            }
+        }
+        let resolved: HashMap<String, Result<i64, ListError>> =
+            futures::stream::iter(audiences.into_iter().map(|c| async move {
+                let binding = self
+                    .dest
+                    .audience(&c.audience_key)
+                    .and_then(|a| a.list.as_ref());
+                let r = self
+                    .resolver
+                    .resolve(AudienceRef {
+                        audience_key: &c.audience_key,
+                        binding,
+                        list_hint: c.list_hint,
+                    })
+                    .await
+                    .map(|l| l.list_id);
+                (c.audience_key.clone(), r)
+            }))
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
+
+        let mut items = Vec::with_capacity(changes.len());
+        let mut item_origin = Vec::with_capacity(changes.len());
+        for (i, c) in changes.iter().enumerate() {
+            match resolved.get(&c.audience_key) {
+                Some(Ok(list_id)) => {
+                    items.push(PlanItem {
+                        list_id: *list_id,
+                        settings: effective[i],
+                        change: c,
+                    });
+                    item_origin.push(i);
+                }
+                Some(Err(e)) => report.outcomes[i] = self.list_error_outcome(e),
+                None => {}
+            }
+        }
+
+        let (plan, never_sent) = self.plan_without_unsent_exits(&items);
+        for (i, o) in plan.settled.into_iter().chain(never_sent) {
+            report.outcomes[item_origin[i]] = o;
+        }
+        let requests = interleave_lists(plan.requests);
+        let results: Vec<RequestResult> = futures::stream::iter(
+            requests
+                .into_iter()
+                .map(|req| self.run_request(req, &items)),
+        )
+        .buffer_unordered(self.settings.concurrency.max(1))
+        .collect()
+        .await;
+
+        let mut relocations = Vec::new();
+        for r in results {
+            for (i, o) in r.outcomes {
+                report.outcomes[item_origin[i]] = o;
+            }
+            report.requests.extend(r.sent);
+            relocations.extend(r.relocations);
+        }
+        let batch_keys: HashSet<(&str, IdentityKey)> = changes
+            .iter()
+            .map(|c| {
+                (
+                    c.audience_key.as_str(),
+                    c.identity.key(self.plan_config.project_type),
+                )
+            })
+            .collect();
+        for (audience, old, new, first) in relocations {
+            report.warnings.push(format!(
+                "audience {audience}: list {old} no longer exists in Iterable; now using list {new}"
+            ));
+            let resent = if first {
+                self.resend_desired_in(&audience, new, &batch_keys, &mut report)
+                    .await
+            } else {
+                0
+            };
+            if first {
+                report.relocations.push(Relocation {
+                    audience_key: audience,
+                    old_list_id: old,
+                    new_list_id: new,
+                    resent,
+                });
+            }
+        }
+        report.stopped = self.stopped();
+        report
+    }
+
+    /// Record audience settings and desired state; return each change's effective settings.
+    fn record_changes(
+        &self,
+        changes: &[MembershipChange],
+        warnings: &mut Vec<String>,
+    ) -> Vec<EffectiveAudienceSettings> {
+        let project = self.plan_config.project_type;
+        let mut state = self.state.lock();
+        for c in changes {
+            if let Some(s) = c.audience_settings {
+                state.event_settings.insert(c.audience_key.clone(), s);
+            }
+            let at = (c.timestamp, c.received_order);
+            let slot = state
+                .desired
+                .entry(c.audience_key.clone())
+                .or_default()
+                .entry(c.identity.key(project));
+            let newer = match &slot {
+                std::collections::hash_map::Entry::Occupied(o) => at >= o.get().at,
+                std::collections::hash_map::Entry::Vacant(_) => true,
+            };
+            if newer {
+                let d = Desired {
+                    at,
+                    change: (c.direction == Direction::Subscribe).then(|| c.clone()),
+                };
+                match slot {
+                    std::collections::hash_map::Entry::Occupied(mut o) => {
+                        o.insert(d);
+                    }
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(d);
+                    }
+                }
+            }
+        }
+        let mut per_audience: HashMap<&str, EffectiveAudienceSettings> = HashMap::new();
+        changes
+            .iter()
+            .map(|c| {
+                *per_audience
+                    .entry(c.audience_key.as_str())
+                    .or_insert_with(|| {
+                        let (eff, w) = self
+                            .dest
+                            .effective(&c.audience_key, state.event_settings.get(&c.audience_key));
+                        warnings.extend(w);
+                        eff
+                    })
+            })
+            .collect()
+    }
+
+    /// Plan; then skip exits to lists created here for identities never subscribed there
+    /// (design decision 2) and plan again without them.
+    fn plan_without_unsent_exits(&self, items: &[PlanItem<'_>]) -> (Plan, Vec<(usize, Outcome)>) {
+        let first = plan(&self.plan_config, items);
+        let project = self.plan_config.project_type;
+        let mut skip = HashSet::new();
+        {
+            let state = self.state.lock();
+            for r in &first.requests {
+                if r.direction != Direction::Unsubscribe || !self.resolver.created_here(r.list_id) {
+                    continue;
+                }
+                for &i in &r.changes {
+                    let key = items[i].change.identity.key(project);
+                    if !state.sent_subscribes.contains(&(r.list_id, key)) {
+                        skip.insert(i);
+                    }
+                }
+            }
+        }
+        if skip.is_empty() {
+            return (first, Vec::new());
+        }
+        let winners: Vec<usize> = first
+            .requests
+            .iter()
+            .flat_map(|r| r.changes.iter().copied())
+            .filter(|i| !skip.contains(i))
+            .collect();
+        let kept: Vec<PlanItem<'_>> = winners.iter().map(|&i| items[i]).collect();
+        let mut second = plan(&self.plan_config, &kept);
+        for r in &mut second.requests {
+            for i in &mut r.changes {
+                *i = winners[*i];
+            }
+        }
+        for s in &mut second.settled {
+            s.0 = winners[s.0];
+        }
+        second.settled.extend(first.settled);
+        let never_sent = skip
+            .into_iter()
+            .map(|i| {
+                (
+                    i,
+                    Outcome::skipped(
+                        ReasonCode::ExitNeverSent,
+                        "exit for a user never subscribed to this list, which this service created",
+                    ),
+                )
+            })
+            .collect();
+        (second, never_sent)
+    }
+
+    fn list_error_outcome(&self, e: &ListError) -> Outcome {
+        match e.class() {
+            iterable::ErrorClass::Auth => {
+                self.stop(e.to_string());
+                Outcome::Pending
+            }
+            iterable::ErrorClass::Retryable => {
+                self.retrying(self.settings.backoff_base, e.to_string())
+            }
+            _ => Outcome::Rejected { reason: e.reason() },
+        }
+    }
+
+    fn stop(&self, why: String) {
+        let mut s = self.stopped.lock();
+        if s.is_none() {
+            tracing::error!(reason = %why, "Iterable refused the API key; destination stopped");
+            *s = Some(why);
+        }
+    }
+
+    fn retrying(&self, delay: Duration, message: String) -> Outcome {
+        let nanos = i64::try_from(delay.as_nanos()).unwrap_or(i64::MAX);
+        Outcome::Retrying {
+            next_attempt: Timestamp::from_unix_nanos(
+                Timestamp::now().unix_nanos().saturating_add(nanos),
+            ),
+            reason: crate::model::Reason::new(ReasonCode::Transient, message),
+        }
+    }
+
+    /// Exponential backoff with jitter: between half and all of `base * 2^(attempt-1)`.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .settings
+            .backoff_base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
+            .min(self.settings.backoff_max);
+        let factor: f64 = self.rng.lock().gen_range(0.5..=1.0);
+        exp.mul_f64(factor)
+    }
+
+    async fn pace(&self) {
+        let Some(pacer) = &self.pacer else { return };
+        let wait = {
+            let mut p = pacer.lock().await;
+            let now = self.clock.now();
+            let slot = p.next_free.max(now);
+            p.next_free = slot + p.interval;
+            slot - now
+        };
+        if !wait.is_zero() {
+            self.clock.sleep(wait).await;
+        }
+    }
+
+    /// Send one planned request until it is settled: retries, halves, list rules.
+    async fn run_request(&self, req: PlannedRequest, items: &[PlanItem<'_>]) -> RequestResult {
+        let mut result = RequestResult::default();
+        let project = self.plan_config.project_type;
+        let mut queue = VecDeque::from([req]);
+        while let Some(mut req) = queue.pop_front() {
+            let mut attempt = 0u32;
+            let mut relocated = false;
+            loop {
+                if self.stopped().is_some() {
+                    result
+                        .outcomes
+                        .extend(req.changes.iter().map(|&i| (i, Outcome::Pending)));
+                    break;
+                }
+                attempt += 1;
+                if req.direction == Direction::Subscribe {
+                    let mut state = self.state.lock();
+                    for &i in &req.changes {
+                        let key = items[i].change.identity.key(project);
+                        state.sent_subscribes.insert((req.list_id, key));
+                    }
+                }
+                self.pace().await;
+                let op = match req.direction {
+                    Direction::Subscribe => MembershipOp::Subscribe,
+                    Direction::Unsubscribe => MembershipOp::Unsubscribe,
+                };
+                let body = Bytes::from(req.body.clone());
+                let answer = self.api.membership(op, body.clone()).await;
+                result.sent.push(SentRequest {
+                    list_id: req.list_id,
+                    direction: req.direction,
+                    body,
+                    status: answer.as_ref().ok().map(|r| r.status),
+                    attempt,
+                });
+                let (verdict, retry_after) = match answer {
+                    Ok(raw) => (attribute(&req, raw.status, &raw.body), raw.retry_after),
+                    Err(e) => (
+                        Verdict::Retryable {
+                            status: 0,
+                            message: e.to_string(),
+                        },
+                        None,
+                    ),
+                };
+                match verdict {
+                    Verdict::Completed { results, .. } => {
+                        result.outcomes.extend(results);
+                        break;
+                    }
+                    Verdict::Retryable { status, message } => {
+                        let message = if status == 0 {
+                            message
+                        } else {
+                            format!("Iterable answered {status}: {message}")
+                        };
+                        let delay = match retry_after {
+                            Some(d) => d,
+                            None => self.backoff(attempt),
+                        };
+                        if attempt >= self.settings.max_attempts
+                            || delay > self.settings.retry_after_max
+                        {
+                            result.outcomes.extend(
+                                req.changes
+                                    .iter()
+                                    .map(|&i| (i, self.retrying(delay, message.clone()))),
+                            );
+                            break;
+                        }
+                        tracing::debug!(list_id = req.list_id, attempt, ?delay, %message, "retrying");
+                        self.clock.sleep(delay).await;
+                    }
+                    Verdict::AuthFailed { status, message } => {
+                        self.stop(format!(
+                            "Iterable refused the API key (HTTP {status}): {message}"
+                        ));
+                        result
+                            .outcomes
+                            .extend(req.changes.iter().map(|&i| (i, Outcome::Pending)));
+                        break;
+                    }
+                    Verdict::ListMissing { message } => {
+                        match self.resolver.invalid_list_id(req.list_id) {
+                            InvalidListVerdict::RetryAfter(d) => {
+                                // Bounded by the list's grace period, not by the attempts.
+                                attempt -= 1;
+                                tracing::debug!(
+                                    list_id = req.list_id,
+                                    ?d,
+                                    "new list not usable yet"
+                                );
+                                self.clock.sleep(d).await;
+                                continue;
+                            }
+                            InvalidListVerdict::Missing => {}
+                        }
+                        let audience = &items[req.changes[0]].change;
+                        let binding = self
+                            .dest
+                            .audience(&audience.audience_key)
+                            .and_then(|a| a.list.as_ref());
+                        let aref = AudienceRef {
+                            audience_key: &audience.audience_key,
+                            binding,
+                            list_hint: audience.list_hint,
+                        };
+                        if relocated {
+                            let e = ListError::Missing {
+                                audience_key: audience.audience_key.clone(),
+                                list_id: req.list_id,
+                                why: "it disappeared again right after being replaced",
+                            };
+                            result.outcomes.extend(
+                                req.changes
+                                    .iter()
+                                    .map(|&i| (i, self.list_error_outcome(&e))),
+                            );
+                            break;
+                        }
+                        match self.resolver.list_missing(aref, req.list_id).await {
+                            Ok(moved) => {
+                                tracing::warn!(
+                                    audience = %audience.audience_key,
+                                    old = req.list_id,
+                                    new = moved.list.list_id,
+                                    %message,
+                                    "list disappeared; moved to another list"
+                                );
+                                result.relocations.push((
+                                    audience.audience_key.clone(),
+                                    req.list_id,
+                                    moved.list.list_id,
+                                    moved.resend_all_in,
+                                ));
+                                req = with_list_id(req, moved.list.list_id);
+                                relocated = true;
+                                attempt = 0;
+                            }
+                            Err(e) => {
+                                result.outcomes.extend(
+                                    req.changes
+                                        .iter()
+                                        .map(|&i| (i, self.list_error_outcome(&e))),
+                                );
+                                break;
+                            }
+                        }
+                    }
+                    Verdict::Split { status, message } => {
+                        match req.split() {
+                            Some((left, right)) => {
+                                tracing::debug!(status, %message, n = req.changes.len(), "splitting request");
+                                queue.push_front(right);
+                                queue.push_front(left);
+                            }
+                            None => result.outcomes.extend(req.changes.iter().map(|&i| {
+                                (
+                                    i,
+                                    Outcome::rejected(
+                                        ReasonCode::IterableRejected,
+                                        format!("Iterable answered {status}: {message}"),
+                                    ),
+                                )
+                            })),
+                        }
+                        break;
+                    }
+                    Verdict::RejectAll { reason, .. } => {
+                        result.outcomes.extend(req.changes.iter().map(|&i| {
+                            (
+                                i,
+                                Outcome::Rejected {
+                                    reason: reason.clone(),
+                                },
+                            )
+                        }));
+                        break;
+                    }
+                }
+            }
+        }
+        result
+    }
+
+    /// Subscribe again, to `list_id`, every identity of `audience` whose desired state is `in`
+    /// and that this batch does not already carry.
+    async fn resend_desired_in(
+        &self,
+        audience: &str,
+        list_id: i64,
+        batch_keys: &HashSet<(&str, IdentityKey)>,
+        report: &mut SyncReport,
+    ) -> usize {
+        let changes: Vec<MembershipChange> = {
+            let state = self.state.lock();
+            state
+                .desired
+                .get(audience)
+                .map(|m| {
+                    m.iter()
+                        .filter(|(k, _)| !batch_keys.contains(&(audience, (*k).clone())))
+                        .filter_map(|(_, d)| d.change.clone())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        if changes.is_empty() {
+            return 0;
+        }
+        let settings = {
+            let state = self.state.lock();
+            self.dest
+                .effective(audience, state.event_settings.get(audience))
+                .0
+        };
+        let items: Vec<PlanItem<'_>> = changes
+            .iter()
+            .map(|c| PlanItem {
+                list_id,
+                settings,
+                change: c,
+            })
+            .collect();
+        let planned = plan(&self.plan_config, &items);
+        for req in planned.requests {
+            let r = self.run_request(req, &items).await;
+            report.requests.extend(r.sent);
+        }
+        changes.len()
+    }
+}
+
+/// The same request addressed to another list.
+fn with_list_id(mut req: PlannedRequest, list_id: i64) -> PlannedRequest {
+    if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&req.body)
+        && let Some(obj) = v.as_object_mut()
+    {
+        obj.insert("listId".into(), list_id.into());
+        if let Ok(body) = serde_json::to_vec(&v) {
+            req.body = body;
+        }
+    }
+    req.list_id = list_id;
+    req
+}
+
+/// Order requests round-robin across lists, so a backfill of one list does not hold back the
+/// requests of the others (design decision 13).
+fn interleave_lists(requests: Vec<PlannedRequest>) -> Vec<PlannedRequest> {
+    let mut per_list: Vec<(i64, VecDeque<PlannedRequest>)> = Vec::new();
+    for r in requests {
+        match per_list.iter_mut().find(|(id, _)| *id == r.list_id) {
+            Some((_, q)) => q.push_back(r),
+            None => per_list.push((r.list_id, VecDeque::from([r]))),
+        }
+    }
+    let mut out = Vec::new();
+    loop {
+        let mut any = false;
+        for (_, q) in per_list.iter_mut() {
+            if let Some(r) = q.pop_front() {
+                out.push(r);
+                any = true;
+            }
+        }
+        if !any {
+            return out;
+        }
+    }
+}
+
+/// One-shot convenience: map, plan, send and attribute `events` with default executor
+/// settings and fresh in-memory state.
+pub async fn sync_once<A: ListApi>(
+    dest: &DestinationSettings,
+    api: Arc<A>,
+    events: &[Event],
+) -> SyncReport {
+    Executor::new(dest.clone(), api, SyncSettings::default())
+        .sync_events(events)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(list_id: i64, n: usize) -> PlannedRequest {
+        PlannedRequest {
+            list_id,
+            direction: Direction::Subscribe,
+            settings: EffectiveAudienceSettings::default(),
+            body: format!("{{\"listId\":{list_id},\"subscribers\":[]}}").into_bytes(),
+            changes: vec![n],
+        }
+    }
+
+    // design decision 13: one list's backfill does not queue ahead of another list's change.
+    #[test]
+    fn requests_are_interleaved_across_lists() {
+        let reqs = vec![req(1, 0), req(1, 1), req(1, 2), req(2, 3)];
+        let order: Vec<usize> = interleave_lists(reqs)
+            .iter()
+            .map(|r| r.changes[0])
+            .collect();
+        assert_eq!(order, vec![0, 3, 1, 2]);
+    }
+
+    #[test]
+    fn relocated_request_names_the_new_list() {
+        let r = with_list_id(req(1, 0), 99);
+        assert_eq!(r.list_id, 99);
+        assert_eq!(r.body, br#"{"listId":99,"subscribers":[]}"#);
+    }
+}
