@@ -30,12 +30,14 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Sim(commands::sim::SimArgs),
+    Eval(commands::eval::EvalArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sim(args) => commands::sim::run(args),
+        Command::Eval(args) => commands::eval::run(args),
     };
     match result {
         Ok(code) => code,
