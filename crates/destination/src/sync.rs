@@ -311,23 +311,10 @@ impl<A: ListApi> Executor<A> {
                 audiences.push(c);
             }
         }
-        let resolved: HashMap<String, Result<i64, ListError>> =
-            futures::stream::iter(audiences.into_iter().map(|c| async move {
-                let binding = self
-                    .dest
-                    .audience(&c.audience_key)
-                    .and_then(|a| a.list.as_ref());
-                let r = self
-                    .resolver
-                    .resolve(AudienceRef {
-                        audience_key: &c.audience_key,
-                        binding,
-                        list_hint: c.list_hint,
-                    })
-                    .await
-                    .map(|l| l.list_id);
-                (c.audience_key.clone(), r)
-            }))
+        // Futures are built eagerly (no closure inside the stream type), which keeps the whole
+        // sync future `Send` for callers that spawn it.
+        let lookups: Vec<_> = audiences.into_iter().map(|c| self.resolve_one(c)).collect();
+        let resolved: HashMap<String, Result<i64, ListError>> = futures::stream::iter(lookups)
             .buffer_unordered(self.settings.concurrency.max(1))
             .collect()
             .await;
@@ -354,14 +341,14 @@ impl<A: ListApi> Executor<A> {
             report.outcomes[item_origin[i]] = o;
         }
         let requests = interleave_lists(plan.requests);
-        let results: Vec<RequestResult> = futures::stream::iter(
-            requests
-                .into_iter()
-                .map(|req| self.run_request(req, &items)),
-        )
-        .buffer_unordered(self.settings.concurrency.max(1))
-        .collect()
-        .await;
+        let sends: Vec<_> = requests
+            .into_iter()
+            .map(|req| self.run_request(req, &items))
+            .collect();
+        let results: Vec<RequestResult> = futures::stream::iter(sends)
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
 
         let mut relocations = Vec::new();
         for r in results {
@@ -401,6 +388,23 @@ impl<A: ListApi> Executor<A> {
         }
         report.stopped = self.stopped();
         report
+    }
+
+    async fn resolve_one(&self, c: &MembershipChange) -> (String, Result<i64, ListError>) {
+        let binding = self
+            .dest
+            .audience(&c.audience_key)
+            .and_then(|a| a.list.as_ref());
+        let r = self
+            .resolver
+            .resolve(AudienceRef {
+                audience_key: &c.audience_key,
+                binding,
+                list_hint: c.list_hint,
+            })
+            .await
+            .map(|l| l.list_id);
+        (c.audience_key.clone(), r)
     }
 
     /// Record audience settings and desired state; return each change's effective settings.
