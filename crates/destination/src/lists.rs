@@ -393,8 +393,9 @@ pub struct ListResolver<A: ListApi> {
     created: Mutex<HashMap<i64, (Duration, String)>>,
     /// Lists known to be gone; never handed out again.
     dead: Mutex<HashSet<i64>>,
-    /// Audiences whose list vanished under `on_missing_list = reject`: never create for them.
-    no_create: Mutex<HashSet<String>>,
+    /// Audiences whose list vanished under `on_missing_list = reject` (with that list): never
+    /// create for them.
+    no_create: Mutex<HashMap<String, i64>>,
     lists_fetches: AtomicU64,
     lists_created: AtomicU64,
 }
@@ -425,7 +426,7 @@ impl<A: ListApi> ListResolver<A> {
             audience_locks: Mutex::new(HashMap::new()),
             created: Mutex::new(HashMap::new()),
             dead: Mutex::new(HashSet::new()),
-            no_create: Mutex::new(HashSet::new()),
+            no_create: Mutex::new(HashMap::new()),
             lists_fetches: AtomicU64::new(0),
             lists_created: AtomicU64::new(0),
         }
@@ -465,8 +466,8 @@ impl<A: ListApi> ListResolver<A> {
         }
         let lock = self.audience_lock(audience.audience_key);
         let _guard = lock.lock().await;
-        let allow_create = !self.no_create.lock().contains(audience.audience_key);
-        self.resolve_locked(audience, allow_create).await
+        let vanished = self.no_create.lock().get(audience.audience_key).copied();
+        self.resolve_locked(audience, vanished).await
     }
 
     fn bound_id(&self, audience_key: &str, id: i64) -> Result<ResolvedList, ListError> {
@@ -497,10 +498,12 @@ impl<A: ListApi> ListResolver<A> {
     }
 
     /// The resolution order, under the audience's lock.
+    /// `vanished` is the list that disappeared under `on_missing_list = reject`, if any: then
+    /// nothing is created.
     async fn resolve_locked(
         &self,
         audience: AudienceRef<'_>,
-        allow_create: bool,
+        vanished: Option<i64>,
     ) -> Result<ResolvedList, ListError> {
         let key = audience.audience_key;
         match audience.binding {
@@ -531,10 +534,10 @@ impl<A: ListApi> ListResolver<A> {
             self.store.put(key, id);
             return Ok(self.resolved(id, ListOrigin::ExistingName));
         }
-        if !allow_create {
+        if let Some(list_id) = vanished {
             return Err(ListError::Missing {
                 audience_key: key.to_owned(),
-                list_id: audience.list_hint.unwrap_or_default(),
+                list_id,
                 why: "on_missing_list = \"reject\" forbids creating a new one",
             });
         }
@@ -667,8 +670,10 @@ impl<A: ListApi> ListResolver<A> {
         if age >= self.settings.new_list_grace {
             return InvalidListVerdict::Missing;
         }
-        // 2 s, doubling with age, never past the end of the grace period.
-        let step = Duration::from_secs(2)
+        // The first wait, growing with the list's age, never past the end of the grace period.
+        let step = self
+            .settings
+            .new_list_first_retry
             .max(age / 2)
             .min(Duration::from_secs(10));
         InvalidListVerdict::RetryAfter(step.min(self.settings.new_list_grace - age))
@@ -695,21 +700,11 @@ impl<A: ListApi> ListResolver<A> {
             );
             self.invalidate_cache();
             if self.settings.on_missing_list == OnMissingList::Reject {
-                self.no_create.lock().insert(key.to_owned());
+                self.no_create.lock().insert(key.to_owned(), list_id);
             }
         }
-        let allow_create = !self.no_create.lock().contains(key);
-        let list = match self.resolve_locked(audience, allow_create).await {
-            Ok(list) => list,
-            Err(ListError::Missing { .. }) if !allow_create => {
-                return Err(ListError::Missing {
-                    audience_key: key.to_owned(),
-                    list_id,
-                    why: "on_missing_list = \"reject\" forbids creating a new one",
-                });
-            }
-            Err(e) => return Err(e),
-        };
+        let vanished = self.no_create.lock().get(key).copied();
+        let list = self.resolve_locked(audience, vanished).await?;
         Ok(Relocated {
             old_list_id: list_id,
             list,

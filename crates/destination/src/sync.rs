@@ -57,8 +57,10 @@ pub struct SyncSettings {
     pub backoff_max: Duration,
     /// Longest `Retry-After` honoured (default 120 s); a longer one ends the attempts.
     pub retry_after_max: Duration,
-    /// Membership requests per second for the project, subscribe and unsubscribe together
-    /// (design decision 13); `None` sends as fast as `concurrency` allows.
+    /// Most membership requests per second for the project, subscribe and unsubscribe
+    /// together (design decision 13). Either way the pace adapts to 429s (halved on a 429,
+    /// growing by about one request per second each second while requests go through);
+    /// `None` starts unpaced.
     pub rate_per_second: Option<f64>,
     /// Seed of the jitter (tests pin it).
     pub jitter_seed: Option<u64>,
@@ -164,11 +166,89 @@ struct State {
     desired: HashMap<String, HashMap<IdentityKey, Desired>>,
 }
 
-/// Spaces requests to a configured rate.
+/// The slowest rate the adaptive pacing goes down to, in requests per second.
+const MIN_RATE: f64 = 0.5;
+/// Above this adaptive rate (with no ceiling configured) pacing switches off again.
+const UNPACED_RATE: f64 = 10_000.0;
+
+/// Paces membership requests for one project (design decision 13): never above the configured
+/// ceiling, and additive increase / multiplicative decrease driven by 429s, so a project
+/// without a configured rate finds one.
 #[derive(Debug)]
 struct Pacer {
-    interval: Duration,
+    /// The configured rate, if any.
+    ceiling: Option<f64>,
+    /// The current rate; `None` sends unpaced (no ceiling and no 429 seen lately).
+    rate: Option<f64>,
+    /// When the next request may leave.
     next_free: Duration,
+    /// Departure times within the last second, to measure the rate that drew a 429.
+    recent: VecDeque<Duration>,
+    /// The last decrease: at most one per second, however many 429s arrive together.
+    last_decrease: Option<Duration>,
+}
+
+impl Pacer {
+    fn new(ceiling: Option<f64>) -> Self {
+        let ceiling = ceiling.filter(|r| r.is_finite() && *r > 0.0);
+        Pacer {
+            ceiling,
+            rate: ceiling,
+            next_free: Duration::ZERO,
+            recent: VecDeque::new(),
+            last_decrease: None,
+        }
+    }
+
+    /// Reserve a departure slot; returns how long to wait for it.
+    fn reserve(&mut self, now: Duration) -> Duration {
+        let wait = match self.rate {
+            Some(r) => {
+                let slot = self.next_free.max(now);
+                self.next_free = slot + Duration::from_secs_f64(1.0 / r);
+                slot - now
+            }
+            None => Duration::ZERO,
+        };
+        let departs = now + wait;
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| departs.saturating_sub(*t) > Duration::from_secs(1))
+        {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(departs);
+        wait
+    }
+
+    /// A 429: halve the rate (measured, when unpaced), at most once per second.
+    fn throttled(&mut self, now: Duration) {
+        if self
+            .last_decrease
+            .is_some_and(|t| now.saturating_sub(t) < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.last_decrease = Some(now);
+        let observed = (self.recent.len() as f64).max(1.0);
+        let current = self
+            .rate
+            .map_or(observed, |r| r.min(observed.max(MIN_RATE)));
+        self.rate = Some((current * 0.5).max(MIN_RATE));
+        tracing::info!(rate = self.rate, "Iterable is throttling: slowing down");
+    }
+
+    /// A request went through: add about one request per second per second.
+    fn succeeded(&mut self) {
+        let Some(r) = self.rate else { return };
+        let next = r + 1.0 / r.max(1.0);
+        self.rate = match self.ceiling {
+            Some(c) => Some(next.min(c)),
+            None if next > UNPACED_RATE => None,
+            None => Some(next),
+        };
+    }
 }
 
 /// The executor for one destination (one Iterable project).
@@ -181,7 +261,7 @@ pub struct Executor<A: ListApi> {
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
     rng: Mutex<SmallRng>,
-    pacer: Option<tokio::sync::Mutex<Pacer>>,
+    pacer: Mutex<Pacer>,
     stopped: Mutex<Option<String>>,
     next_order: AtomicU64,
 }
@@ -233,12 +313,7 @@ impl<A: ListApi> Executor<A> {
             Some(seed) => SmallRng::seed_from_u64(seed),
             None => SmallRng::from_entropy(),
         };
-        let pacer = settings.rate_per_second.filter(|r| *r > 0.0).map(|r| {
-            tokio::sync::Mutex::new(Pacer {
-                interval: Duration::from_secs_f64(1.0 / r),
-                next_free: Duration::ZERO,
-            })
-        });
+        let pacer = Mutex::new(Pacer::new(settings.rate_per_second));
         Executor {
             plan_config: PlanConfig::from_settings(&dest),
             api,
@@ -559,14 +634,7 @@ impl<A: ListApi> Executor<A> {
     }
 
     async fn pace(&self) {
-        let Some(pacer) = &self.pacer else { return };
-        let wait = {
-            let mut p = pacer.lock().await;
-            let now = self.clock.now();
-            let slot = p.next_free.max(now);
-            p.next_free = slot + p.interval;
-            slot - now
-        };
+        let wait = self.pacer.lock().reserve(self.clock.now());
         if !wait.is_zero() {
             self.clock.sleep(wait).await;
         }
@@ -609,6 +677,11 @@ impl<A: ListApi> Executor<A> {
                     status: answer.as_ref().ok().map(|r| r.status),
                     attempt,
                 });
+                match answer.as_ref().map(|r| r.status) {
+                    Ok(429) => self.pacer.lock().throttled(self.clock.now()),
+                    Ok(200..=299) => self.pacer.lock().succeeded(),
+                    _ => {}
+                }
                 let (verdict, retry_after) = match answer {
                     Ok(raw) => (attribute(&req, raw.status, &raw.body), raw.retry_after),
                     Err(e) => (
@@ -861,6 +934,9 @@ pub async fn sync_once<A: ListApi>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lists::ManualClock;
+    use crate::settings::ApiKey;
+    use iterable::{NullSink, ProjectType};
 
     fn req(list_id: i64, n: usize) -> PlannedRequest {
         PlannedRequest {
@@ -870,6 +946,29 @@ mod tests {
             body: format!("{{\"listId\":{list_id},\"subscribers\":[]}}").into_bytes(),
             changes: vec![n],
         }
+    }
+
+    fn event(audience: &str, email: &str, member: bool) -> Event {
+        let body = format!(
+            r#"{{"type":"identify","messageId":"m-{email}","traits":{{"email":"{email}","{audience}":{member}}},"context":{{"personas":{{"computation_class":"audience","computation_key":"{audience}"}}}},"timestamp":"2026-11-02T09:30:22Z"}}"#
+        );
+        segment::parse_event(body.as_bytes(), &segment::Limits::default()).unwrap()
+    }
+
+    fn executor_over_sink(
+        settings: SyncSettings,
+    ) -> (Executor<NullSink>, Arc<NullSink>, Arc<ManualClock>) {
+        let sink = Arc::new(NullSink::new());
+        let clock = Arc::new(ManualClock::new());
+        let dest = DestinationSettings::new(ApiKey::new("k"), ProjectType::Email);
+        let exec = Executor::with_parts(
+            dest,
+            sink.clone(),
+            settings,
+            Arc::new(MemoryMappingStore::new()),
+            clock.clone(),
+        );
+        (exec, sink, clock)
     }
 
     // design decision 13: one list's backfill does not queue ahead of another list's change.
@@ -888,5 +987,184 @@ mod tests {
         let r = with_list_id(req(1, 0), 99);
         assert_eq!(r.list_id, 99);
         assert_eq!(r.body, br#"{"listId":99,"subscribers":[]}"#);
+    }
+
+    // design: Send. Backoff doubles per attempt, with jitter in [half, full], capped.
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let settings = SyncSettings {
+            jitter_seed: Some(3),
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_millis(1000),
+            ..SyncSettings::default()
+        };
+        let (exec, _, _) = executor_over_sink(settings);
+        for _ in 0..50 {
+            let d1 = exec.backoff(1);
+            assert!(
+                d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100),
+                "{d1:?}"
+            );
+            let d3 = exec.backoff(3);
+            assert!(
+                d3 >= Duration::from_millis(200) && d3 <= Duration::from_millis(400),
+                "{d3:?}"
+            );
+            let d9 = exec.backoff(9);
+            assert!(
+                d9 >= Duration::from_millis(500) && d9 <= Duration::from_millis(1000),
+                "{d9:?}"
+            );
+        }
+    }
+
+    // The do-nothing sink: every event is delivered, requests are counted, nothing is sent.
+    #[tokio::test]
+    async fn null_sink_delivers_every_event() {
+        let (exec, sink, _) = executor_over_sink(SyncSettings::default());
+        let events: Vec<Event> = (0..2500)
+            .map(|i| event("big", &format!("u{i}@example.com"), true))
+            .collect();
+        let report = exec.sync_events(&events).await;
+        assert_eq!(report.count(|o| matches!(o, Outcome::Delivered)), 2500);
+        // 1000 subscribers per request (the default limit).
+        assert_eq!(sink.requests(), 3);
+        assert_eq!(report.requests.len(), 3);
+        assert_eq!(exec.resolver().lists_created(), 1);
+    }
+
+    // design decision 13: with a configured rate, requests are spaced to it.
+    #[tokio::test]
+    async fn configured_rate_spaces_requests() {
+        let settings = SyncSettings {
+            rate_per_second: Some(2.0),
+            concurrency: 1,
+            ..SyncSettings::default()
+        };
+        let (exec, sink, clock) = executor_over_sink(settings);
+        let events: Vec<Event> = (0..4)
+            .map(|i| event(&format!("aud{i}"), "a@example.com", true))
+            .collect();
+        let report = exec.sync_events(&events).await;
+        assert!(
+            report
+                .outcomes
+                .iter()
+                .all(|o| matches!(o, Outcome::Delivered))
+        );
+        assert_eq!(sink.requests(), 4);
+        // Four requests at 2/s: the last leaves 1.5 s after the first.
+        assert_eq!(clock.now(), Duration::from_millis(1500));
+    }
+
+    /// A project that allows `per_second` membership requests per second of the clock and
+    /// answers 429 beyond that.
+    struct Throttling {
+        clock: Arc<ManualClock>,
+        per_second: u64,
+        window: Mutex<(u64, u64)>,
+        throttled: std::sync::atomic::AtomicU64,
+        next_list: std::sync::atomic::AtomicI64,
+    }
+
+    impl ListApi for Throttling {
+        async fn get_lists(&self) -> Result<iterable::GetListsResponse, iterable::Error> {
+            Ok(iterable::GetListsResponse::default())
+        }
+
+        async fn create_list(&self, _name: &str) -> Result<i64, iterable::Error> {
+            Ok(self.next_list.fetch_add(1, Ordering::Relaxed))
+        }
+
+        async fn membership(
+            &self,
+            _op: MembershipOp,
+            _body: Bytes,
+        ) -> Result<iterable::RawResponse, iterable::TransportError> {
+            let second = self.clock.now().as_secs();
+            let mut w = self.window.lock();
+            if w.0 != second {
+                *w = (second, 0);
+            }
+            w.1 += 1;
+            let (status, body): (u16, &'static [u8]) = if w.1 > self.per_second {
+                self.throttled.fetch_add(1, Ordering::Relaxed);
+                (429, b"Rate limit exceeded. Please try again later.")
+            } else {
+                (200, br#"{"successCount":1,"failCount":0}"#)
+            };
+            Ok(iterable::RawResponse {
+                status,
+                body: Bytes::from_static(body),
+                retry_after: None,
+            })
+        }
+    }
+
+    // design decision 13: without a configured rate the pace is found from 429s (AIMD), so a
+    // long run draws few 429s instead of one per request beyond the limit.
+    #[tokio::test]
+    async fn pace_adapts_to_throttling() {
+        let clock = Arc::new(ManualClock::new());
+        let api = Arc::new(Throttling {
+            clock: clock.clone(),
+            per_second: 4,
+            window: Mutex::new((0, 0)),
+            throttled: std::sync::atomic::AtomicU64::new(0),
+            next_list: std::sync::atomic::AtomicI64::new(1),
+        });
+        let settings = SyncSettings {
+            concurrency: 1,
+            max_attempts: 20,
+            jitter_seed: Some(9),
+            backoff_base: Duration::from_millis(10),
+            ..SyncSettings::default()
+        };
+        let dest = DestinationSettings::new(ApiKey::new("k"), ProjectType::Email);
+        let exec = Executor::with_parts(
+            dest,
+            api.clone(),
+            settings,
+            Arc::new(MemoryMappingStore::new()),
+            clock.clone(),
+        );
+        let events: Vec<Event> = (0..120)
+            .map(|i| event(&format!("aud{i}"), "a@example.com", true))
+            .collect();
+        let report = exec.sync_events(&events).await;
+        assert_eq!(report.count(|o| matches!(o, Outcome::Delivered)), 120);
+        let throttled = api.throttled.load(Ordering::Relaxed);
+        assert!(throttled < 30, "{throttled} requests throttled out of 120");
+        // And the pace stays near the limit: 120 requests at 4/s take about 30 s.
+        assert!(clock.now() < Duration::from_secs(80), "{:?}", clock.now());
+    }
+
+    #[test]
+    fn pacer_halves_on_429_once_per_second_and_grows_back_under_the_ceiling() {
+        let mut p = Pacer::new(Some(10.0));
+        let t = Duration::from_secs(5);
+        for _ in 0..10 {
+            p.reserve(t);
+        }
+        p.throttled(t);
+        assert_eq!(p.rate, Some(5.0));
+        p.throttled(t + Duration::from_millis(100));
+        assert_eq!(p.rate, Some(5.0), "one decrease per second");
+        for _ in 0..1000 {
+            p.succeeded();
+        }
+        assert_eq!(p.rate, Some(10.0), "never above the ceiling");
+        let mut free = Pacer::new(None);
+        assert_eq!(free.reserve(t), Duration::ZERO);
+        assert_eq!(free.rate, None);
+    }
+
+    // A sync future must be spawnable (the service runs it on a multi-threaded runtime).
+    #[test]
+    fn sync_future_is_send() {
+        fn assert_send<T: Send>(_: T) {}
+        let (exec, _, _) = executor_over_sink(SyncSettings::default());
+        assert_send(exec.sync_events(&[]));
+        assert_send(exec.sync_changes(Vec::new()));
     }
 }
