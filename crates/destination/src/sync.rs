@@ -366,6 +366,28 @@ impl<A: ListApi> Executor<A> {
         report
     }
 
+    /// Like [`Executor::sync_events`] for the elements of a parsed batch or NDJSON body: an
+    /// element that did not parse is rejected with its error (design decision 9).
+    pub async fn sync_parsed(
+        &self,
+        elements: &[Result<Event, segment::ElementError>],
+    ) -> SyncReport {
+        let events: Vec<Event> = elements
+            .iter()
+            .filter_map(|e| e.as_ref().ok().cloned())
+            .collect();
+        let mut report = self.sync_events(&events).await;
+        let mut parsed = std::mem::take(&mut report.outcomes).into_iter();
+        report.outcomes = elements
+            .iter()
+            .map(|e| match e {
+                Ok(_) => parsed.next().unwrap_or(Outcome::Pending),
+                Err(err) => Outcome::rejected(ReasonCode::BadInput, err.to_string()),
+            })
+            .collect();
+        report
+    }
+
     /// Plan, send and attribute already-mapped changes: one outcome per change.
     pub async fn sync_changes(&self, changes: Vec<MembershipChange>) -> SyncReport {
         let mut report = SyncReport {
@@ -442,44 +464,52 @@ impl<A: ListApi> Executor<A> {
                 )
             })
             .collect();
+        // Only the request that first met the disappearance re-sends the audience's members.
         for (audience, old, new, first) in relocations {
+            if !first {
+                continue;
+            }
             report.warnings.push(format!(
                 "audience {audience}: list {old} no longer exists in Iterable; now using list {new}"
             ));
-            let resent = if first {
-                self.resend_desired_in(&audience, new, &batch_keys, &mut report)
-                    .await
-            } else {
-                0
-            };
-            if first {
-                report.relocations.push(Relocation {
-                    audience_key: audience,
-                    old_list_id: old,
-                    new_list_id: new,
-                    resent,
-                });
-            }
+            let resent = self
+                .resend_desired_in(&audience, new, &batch_keys, &mut report)
+                .await;
+            report.relocations.push(Relocation {
+                audience_key: audience,
+                old_list_id: old,
+                new_list_id: new,
+                resent,
+            });
         }
         report.stopped = self.stopped();
         report
     }
 
+    /// Resolve one audience's list, retrying transient failures (bounded attempts).
     async fn resolve_one(&self, c: &MembershipChange) -> (String, Result<i64, ListError>) {
         let binding = self
             .dest
             .audience(&c.audience_key)
             .and_then(|a| a.list.as_ref());
-        let r = self
-            .resolver
-            .resolve(AudienceRef {
-                audience_key: &c.audience_key,
-                binding,
-                list_hint: c.list_hint,
-            })
-            .await
-            .map(|l| l.list_id);
-        (c.audience_key.clone(), r)
+        let aref = AudienceRef {
+            audience_key: &c.audience_key,
+            binding,
+            list_hint: c.list_hint,
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.resolver.resolve(aref).await {
+                Ok(l) => return (c.audience_key.clone(), Ok(l.list_id)),
+                Err(e) if e.class().is_retryable() && attempt < self.settings.max_attempts => {
+                    let delay = self.backoff(attempt);
+                    tracing::debug!(audience = %c.audience_key, ?delay, error = %e, "retrying list resolution");
+                    self.clock.sleep(delay).await;
+                }
+                Err(e) => return (c.audience_key.clone(), Err(e)),
+            }
+        }
     }
 
     /// Record audience settings and desired state; return each change's effective settings.

@@ -267,3 +267,29 @@ async fn unauthorized_key_stops_the_executor() {
     assert!(r.stopped.is_some());
     assert!(r.requests.is_empty());
 }
+
+// A failing GET /api/lists is retried (bounded), then the events are left retrying; no list
+// is created blindly.
+#[tokio::test]
+async fn failing_list_lookup_is_retried_then_left_retrying() {
+    let e = env(ProjectType::Email, |_| {}).await;
+    e.sim.set_faults(Faults {
+        endpoints: vec![Endpoint::GetLists],
+        error_rate: 1.0,
+        error_statuses: vec![503],
+        ..Faults::none()
+    });
+    let r = e
+        .exec
+        .sync_events(&build_all(&[ev(
+            "lookup",
+            None,
+            Some("a@example.com"),
+            true,
+        )]))
+        .await;
+    assert!(is_retrying(&r.outcomes[0]), "{:?}", r.outcomes);
+    let log = e.sim.request_log();
+    assert_eq!(log.iter().filter(|q| q.method == "GET").count(), 3);
+    assert!(!log.iter().any(|q| q.method == "POST"));
+}
