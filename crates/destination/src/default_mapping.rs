@@ -10,7 +10,10 @@
 //!
 //! The mapping language (mapping crate) expresses the same defaults and must agree with this.
 
-use segment::{Event, EventType, Timestamp};
+use std::borrow::Cow;
+
+use segment::{Event, EventType, Timestamp, raw};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::identity::IdentityError;
@@ -70,16 +73,14 @@ fn try_map(
     settings: &DestinationSettings,
     ctx: MapContext,
 ) -> Result<MembershipChange, Verdict> {
-    let fields = match event.kind {
-        EventType::Identify => &event.traits,
-        EventType::Track => &event.properties,
-        ref other => {
-            return Err(Verdict::Skip(Reason::new(
-                ReasonCode::UnsupportedType,
-                format!("{other} calls are not audience events"),
-            )));
-        }
-    };
+    if !matches!(event.kind, EventType::Identify | EventType::Track) {
+        return Err(Verdict::Skip(Reason::new(
+            ReasonCode::UnsupportedType,
+            format!("{} calls are not audience events", event.kind),
+        )));
+    }
+    // traits for identify, properties for track (engage-events.md §1.2).
+    let fields = event.traits_or_properties_raw();
     // Design decision 1: personas present with an audience class, else skipped.
     let Some(personas) = event.personas() else {
         return Err(Verdict::Skip(Reason::new(
@@ -87,17 +88,17 @@ fn try_map(
             "no context.personas: not an audience event",
         )));
     };
-    let Some(class) = AudienceClass::from_class(personas.computation_class) else {
+    let Some(class) = AudienceClass::from_class(personas.computation_class.as_deref()) else {
         return Err(Verdict::Skip(Reason::new(
             ReasonCode::NotAudienceEvent,
             format!(
                 "computation_class {:?} is not an audience",
-                personas.computation_class.unwrap_or_default()
+                personas.computation_class.as_deref().unwrap_or_default()
             ),
         )));
     };
     // T17: a blank key is rejected, never used as a list name.
-    let key = match personas.computation_key {
+    let key: &str = match personas.computation_key.as_deref() {
         Some(k) if !k.trim().is_empty() => k,
         _ => {
             return Err(reject(
@@ -108,26 +109,40 @@ fn try_map(
     };
     let list_hint = match personas.external_audience_id {
         None => None,
-        Some(v) => Some(list_id_of(v).ok_or_else(|| {
+        Some(v) => Some(list_id_of_raw(v).ok_or_else(|| {
             reject(
                 ReasonCode::InvalidListId,
-                format!("context.personas.external_audience_id {v} is not a list id (a number)"),
+                format!(
+                    "context.personas.external_audience_id {} is not a list id (a number)",
+                    v.get()
+                ),
             )
         })?),
     };
-    let direction = membership::resolve(fields, key, class).map_err(Verdict::Reject)?;
-    let email = email_of(event).map_err(Verdict::Reject)?;
-    let identity = Identity::new(email, event.user_id.as_deref(), settings.project_type)
+    // One pass over the membership fields finds the value and a possible email.
+    let [value, own_email] = match fields {
+        Some(f) => raw::find_n(f, [key, "email"]),
+        None => [None, None],
+    };
+    let value: Option<Value> = value.and_then(|v| serde_json::from_str(v.get()).ok());
+    let direction = membership::resolve_value(value.as_ref(), key, class).map_err(Verdict::Reject)?;
+    let email = email_of(event, own_email).map_err(Verdict::Reject)?;
+    let identity = Identity::new(email.as_deref(), event.user_id.as_deref(), settings.project_type)
         .map_err(|e| match e {
             IdentityError::Missing => Verdict::Skip(e.reason()),
             _ => Verdict::Reject(e.reason()),
         })?;
-    let audience_settings = personas
-        .audience_settings
-        .map(parse_event_audience_settings)
-        .transpose()
-        .map_err(Verdict::Reject)?;
-    let data_fields = data_fields_of(fields, key, &settings.data_fields);
+    let audience_settings = match personas.audience_settings {
+        None => None,
+        Some(raw) => {
+            let v: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
+            Some(parse_event_audience_settings(&v).map_err(Verdict::Reject)?)
+        }
+    };
+    let data_fields = match fields {
+        Some(f) if !settings.data_fields.is_empty() => data_fields_of(f, key, &settings.data_fields),
+        _ => Map::new(),
+    };
     let message_id = match &event.message_id {
         Some(m) if !m.is_empty() => m.clone(),
         // Segment's API assigns an id to calls without one; so do we, stable within one arrival.
@@ -154,59 +169,79 @@ fn try_map(
 pub fn list_id_of(v: &Value) -> Option<i64> {
     match v {
         Value::Number(n) => n.as_i64().filter(|n| *n > 0),
-        Value::String(s) => {
-            let s = s.trim();
-            if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-                s.parse().ok().filter(|n: &i64| *n > 0)
-            } else {
-                None
-            }
-        }
+        Value::String(s) => digits(s),
         _ => None,
+    }
+}
+
+fn list_id_of_raw(v: &RawValue) -> Option<i64> {
+    match raw::as_str(v) {
+        Some(s) => digits(&s),
+        None => v.get().parse::<i64>().ok().filter(|n| *n > 0),
+    }
+}
+
+fn digits(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        s.parse().ok().filter(|n: &i64| *n > 0)
+    } else {
+        None
     }
 }
 
 /// The first non-blank email string of `traits.email`, `context.traits.email`,
 /// `properties.email` (T9). A non-string value where an email should be is rejected.
-fn email_of(event: &Event) -> Result<Option<&str>, Reason> {
-    let candidates = [
-        ("traits.email", event.traits.get("email")),
-        (
-            "context.traits.email",
-            event.context_traits().and_then(|t| t.get("email")),
-        ),
-        ("properties.email", event.properties.get("email")),
-    ];
-    for (path, v) in candidates {
-        match v {
-            None | Some(Value::Null) => {}
-            Some(Value::String(s)) if s.trim().is_empty() => {}
-            Some(Value::String(s)) => return Ok(Some(s)),
-            Some(other) => {
-                return Err(Reason::new(
-                    ReasonCode::BadIdentifier,
-                    format!("{path} is {other}, not an email string"),
-                ));
-            }
-        }
+/// `own` is the email already found in the membership fields (traits or properties).
+fn email_of<'a>(
+    event: &'a Event,
+    own: Option<&'a RawValue>,
+) -> Result<Option<Cow<'a, str>>, Reason> {
+    let (traits_email, properties_email) = match event.kind {
+        EventType::Identify => (own, event.properties_raw().and_then(|p| raw::find_n(p, ["email"])[0])),
+        _ => (event.traits_raw().and_then(|t| raw::find_n(t, ["email"])[0]), own),
+    };
+    if let Some(e) = email_at("traits.email", traits_email)? {
+        return Ok(Some(e));
     }
-    Ok(None)
+    let context_email = event
+        .context_traits_raw()
+        .and_then(|t| raw::find_n(t, ["email"])[0]);
+    if let Some(e) = email_at("context.traits.email", context_email)? {
+        return Ok(Some(e));
+    }
+    email_at("properties.email", properties_email)
+}
+
+/// A usable email at `path`: `None` when absent, null or blank; an error when not a string.
+fn email_at<'a>(path: &str, v: Option<&'a RawValue>) -> Result<Option<Cow<'a, str>>, Reason> {
+    let Some(v) = v.filter(|v| !raw::is_null(v)) else {
+        return Ok(None);
+    };
+    match raw::as_str(v) {
+        Some(s) if s.trim().is_empty() => Ok(None),
+        Some(s) => Ok(Some(s)),
+        None => Err(Reason::new(
+            ReasonCode::BadIdentifier,
+            format!("{path} is {}, not an email string", v.get()),
+        )),
+    }
 }
 
 /// Copies the named fields (design decision 6), never the audience-key boolean nor the fields
 /// Iterable manages. Values are copied as they are, objects included (T4).
-fn data_fields_of(
-    fields: &Map<String, Value>,
-    audience_key: &str,
-    names: &[String],
-) -> Map<String, Value> {
+fn data_fields_of(fields: &RawValue, audience_key: &str, names: &[String]) -> Map<String, Value> {
+    let wanted: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| *n != audience_key && !RESERVED_DATA_FIELDS.contains(n))
+        .collect();
+    let mut found = vec![None; wanted.len()];
+    raw::find(fields, &wanted, &mut found);
     let mut out = Map::new();
-    for name in names {
-        if name == audience_key || RESERVED_DATA_FIELDS.contains(&name.as_str()) {
-            continue;
-        }
-        if let Some(v) = fields.get(name) {
-            out.insert(name.clone(), v.clone());
+    for (name, v) in wanted.iter().zip(found) {
+        if let Some(v) = v.and_then(|v| serde_json::from_str::<Value>(v.get()).ok()) {
+            out.insert((*name).to_owned(), v);
         }
     }
     out

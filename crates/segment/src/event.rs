@@ -1,12 +1,15 @@
 //! One Segment-spec call (identify, track, and the other types, which are kept but not used).
 
+use std::borrow::Cow;
 use std::fmt;
+use std::sync::OnceLock;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::Timestamp;
+use crate::{Timestamp, raw};
 
 /// The call type (`type` field).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -80,10 +83,12 @@ impl<'de> Deserialize<'de> for EventType {
 
 /// A Segment event as a client sent it.
 ///
-/// Fields the product needs are typed; `traits`, `properties` and `context` stay JSON maps
-/// because mappings read arbitrary paths in them. Unknown top-level fields (`_metadata`,
-/// `integrations`, `version`, …) are accepted and dropped. `null` is read as absent everywhere.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+/// Fields the product needs are typed. `traits`, `properties` and `context` are kept as the
+/// client's JSON text: [`Event::traits`] and friends build a map on first use (mappings read
+/// arbitrary paths), while the default mapping reads single keys without building anything
+/// ([`Event::traits_raw`], [`crate::raw::find`]). Unknown top-level fields (`_metadata`,
+/// `integrations`, …) are accepted and dropped. `null` is read as absent everywhere.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     /// The call type.
@@ -113,64 +118,158 @@ pub struct Event {
     /// When Segment (or a relay) received the call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub received_at: Option<Timestamp>,
-    /// Identify traits.
-    #[serde(default, deserialize_with = "null_as_empty")]
-    pub traits: Map<String, Value>,
-    /// Track properties.
-    #[serde(default, deserialize_with = "null_as_empty")]
-    pub properties: Map<String, Value>,
-    /// The context object (`personas`, `traits`, `library`, …).
-    #[serde(default, deserialize_with = "null_as_empty")]
-    pub context: Map<String, Value>,
+    #[serde(default, deserialize_with = "raw_object", rename = "traits")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    traits_raw: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "raw_object", rename = "properties")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    properties_raw: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "raw_object", rename = "context")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context_raw: Option<Box<RawValue>>,
+    #[serde(skip)]
+    traits: OnceLock<Map<String, Value>>,
+    #[serde(skip)]
+    properties: OnceLock<Map<String, Value>>,
+    #[serde(skip)]
+    context: OnceLock<Map<String, Value>>,
 }
 
-/// `context.personas`, read from an event without copying.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+impl PartialEq for Event {
+    fn eq(&self, o: &Self) -> bool {
+        self.kind == o.kind
+            && self.message_id == o.message_id
+            && self.user_id == o.user_id
+            && self.anonymous_id == o.anonymous_id
+            && self.event == o.event
+            && self.name == o.name
+            && self.timestamp == o.timestamp
+            && self.sent_at == o.sent_at
+            && self.received_at == o.received_at
+            && self.traits() == o.traits()
+            && self.properties() == o.properties()
+            && self.context() == o.context()
+    }
+}
+
+/// `context.personas`, read from an event without building a JSON tree.
+#[derive(Debug, Clone, Default)]
 pub struct Personas<'a> {
     /// `computation_class` (`audience`, `journey_step`, `trait`, …), when a string.
-    pub computation_class: Option<&'a str>,
-    /// `computation_key`: the audience key. `Some("")` when present but empty.
-    pub computation_key: Option<&'a str>,
-    /// `computation_key` when present but not a string.
-    pub computation_key_raw: Option<&'a Value>,
-    /// `external_audience_id` (the list id the CDP holds), as sent.
-    pub external_audience_id: Option<&'a Value>,
-    /// `audience_settings`, as sent.
-    pub audience_settings: Option<&'a Value>,
+    pub computation_class: Option<Cow<'a, str>>,
+    /// `computation_key`: the audience key, when a string (`Some("")` when empty).
+    pub computation_key: Option<Cow<'a, str>>,
+    /// `external_audience_id` (the list id the CDP holds), as sent; absent when null.
+    pub external_audience_id: Option<&'a RawValue>,
+    /// `audience_settings`, as sent; absent when null.
+    pub audience_settings: Option<&'a RawValue>,
+}
+
+fn parse_map(raw: Option<&RawValue>) -> Map<String, Value> {
+    raw.and_then(|r| serde_json::from_str(r.get()).ok())
+        .unwrap_or_default()
+}
+
+fn non_null(r: Option<&RawValue>) -> Option<&RawValue> {
+    r.filter(|r| !raw::is_null(r))
 }
 
 impl Event {
+    /// Identify traits (built on first use).
+    pub fn traits(&self) -> &Map<String, Value> {
+        self.traits.get_or_init(|| parse_map(self.traits_raw.as_deref()))
+    }
+
+    /// Track properties (built on first use).
+    pub fn properties(&self) -> &Map<String, Value> {
+        self.properties
+            .get_or_init(|| parse_map(self.properties_raw.as_deref()))
+    }
+
+    /// The context object (built on first use).
+    pub fn context(&self) -> &Map<String, Value> {
+        self.context.get_or_init(|| parse_map(self.context_raw.as_deref()))
+    }
+
+    /// `traits` as the client's JSON text (always an object when present).
+    pub fn traits_raw(&self) -> Option<&RawValue> {
+        self.traits_raw.as_deref()
+    }
+
+    /// `properties` as the client's JSON text (always an object when present).
+    pub fn properties_raw(&self) -> Option<&RawValue> {
+        self.properties_raw.as_deref()
+    }
+
+    /// `context` as the client's JSON text (always an object when present).
+    pub fn context_raw(&self) -> Option<&RawValue> {
+        self.context_raw.as_deref()
+    }
+
+    /// `context.traits` as JSON text, when present and not null.
+    pub fn context_traits_raw(&self) -> Option<&RawValue> {
+        let [t] = raw::find_n(self.context_raw()?, ["traits"]);
+        non_null(t)
+    }
+
+    /// The JSON text a membership or data field is read from: `traits` for identify,
+    /// `properties` for track (engage-events.md §1.2), `None` for other types.
+    pub fn traits_or_properties_raw(&self) -> Option<&RawValue> {
+        match self.kind {
+            EventType::Identify => self.traits_raw(),
+            EventType::Track => self.properties_raw(),
+            _ => None,
+        }
+    }
+
     /// `context.personas` when it is an object.
     pub fn personas(&self) -> Option<Personas<'_>> {
-        let p = self.context.get("personas")?.as_object()?;
-        let key_raw = p.get("computation_key").filter(|v| !v.is_null());
+        let [p] = raw::find_n(self.context_raw()?, ["personas"]);
+        let p = p.filter(|p| p.get().starts_with('{'))?;
+        let [class, key, list, settings] = raw::find_n(
+            p,
+            [
+                "computation_class",
+                "computation_key",
+                "external_audience_id",
+                "audience_settings",
+            ],
+        );
         Some(Personas {
-            computation_class: p.get("computation_class").and_then(Value::as_str),
-            computation_key: key_raw.and_then(Value::as_str),
-            computation_key_raw: key_raw,
-            external_audience_id: p.get("external_audience_id").filter(|v| !v.is_null()),
-            audience_settings: p.get("audience_settings").filter(|v| !v.is_null()),
+            computation_class: class.and_then(raw::as_str),
+            computation_key: key.and_then(raw::as_str),
+            external_audience_id: non_null(list),
+            audience_settings: non_null(settings),
         })
     }
 
-    /// `context.traits` when it is an object.
-    pub fn context_traits(&self) -> Option<&Map<String, Value>> {
-        self.context.get("traits")?.as_object()
-    }
-
-    /// The map a membership or data field is read from: `traits` for identify, `properties`
-    /// for track (engage-events.md §1.2), `None` for other types.
-    pub fn traits_or_properties(&self) -> Option<&Map<String, Value>> {
-        match self.kind {
-            EventType::Identify => Some(&self.traits),
-            EventType::Track => Some(&self.properties),
-            _ => None,
+    /// Fills keys missing from this event's `context` from a batch-level context.
+    pub(crate) fn merge_context(&mut self, shared: &Map<String, Value>) {
+        let mut ctx = self.context().clone();
+        let before = ctx.len();
+        for (k, v) in shared {
+            if !ctx.contains_key(k) {
+                ctx.insert(k.clone(), v.clone());
+            }
+        }
+        if ctx.len() != before {
+            self.context_raw = serde_json::value::to_raw_value(&ctx).ok();
+            self.context = OnceLock::from(ctx);
         }
     }
 }
 
-fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Map<String, Value>, D::Error> {
-    Ok(Option::<Map<String, Value>>::deserialize(d)?.unwrap_or_default())
+/// Keeps an object's JSON text; `null` is absent; anything else is an error.
+fn raw_object<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    let r = Box::<RawValue>::deserialize(d)?;
+    let t = r.get();
+    if t == "null" {
+        Ok(None)
+    } else if t.starts_with('{') {
+        Ok(Some(r))
+    } else {
+        Err(de::Error::custom("expected an object"))
+    }
 }
 
 /// Reads a string, a number (as its text) or null.

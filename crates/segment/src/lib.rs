@@ -6,10 +6,12 @@
 //! - [`parse_batch`], [`parse_ndjson`], [`parse_event`]: bodies in, one result per element out.
 //!   A body that is not JSON or over [`Limits`] fails whole ([`BodyError`]); inside it each
 //!   element stands alone ([`ElementError`] names index, field and reason).
+//! - [`raw`]: single-key reads of raw JSON objects, for the fast default-mapping path.
 //! - [`Timestamp`]: ISO-8601 with offsets, as nanoseconds since the epoch.
 
 mod event;
 mod parse;
+pub mod raw;
 mod timestamp;
 
 pub use event::{Event, EventType, Personas};

@@ -148,11 +148,7 @@ pub fn parse_batch(body: &[u8], limits: &Limits) -> Result<Batch, BodyError> {
         .map(|(i, raw)| {
             let mut ev = parse_element(raw.get(), i, limits)?;
             if let Some(shared) = &shared_context {
-                for (k, v) in shared {
-                    if !ev.context.contains_key(k) {
-                        ev.context.insert(k.clone(), v.clone());
-                    }
-                }
+                ev.merge_context(shared);
             }
             Ok(ev)
         })
