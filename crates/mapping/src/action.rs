@@ -212,19 +212,23 @@ impl ActionMapping {
 
     /// Maps the event to the action's typed fields.
     pub fn map(&self, event: &Value) -> Result<MappedFields, MapError> {
-        Ok(typed_fields(&self.mapping.apply(event)?)?)
+        Ok(typed_fields(self.mapping.apply(event)?)?)
     }
 }
 
-fn typed_fields(raw: &Value) -> Result<MappedFields, MapError> {
+fn typed_fields(raw: Value) -> Result<MappedFields, MapError> {
+    let mut raw = match raw {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
     let mut problems = Vec::new();
     let mut text = |key: &str, numbers_ok: bool| -> Option<String> {
-        match raw.get(key) {
+        match raw.remove(key) {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Number(n)) if numbers_ok => Some(js::json_number_to_string(n)),
+            Some(Value::String(s)) => Some(s),
+            Some(Value::Number(n)) if numbers_ok => Some(js::json_number_to_string(&n)),
             Some(other) => {
-                problems.push(format!("{key} must be a string, got {}", kind(other)));
+                problems.push(format!("{key} must be a string, got {}", kind(&other)));
                 None
             }
         }
@@ -234,11 +238,11 @@ fn typed_fields(raw: &Value) -> Result<MappedFields, MapError> {
     let segment_audience_key = text("segmentAudienceKey", true);
     let segment_audience_id = text("segmentAudienceId", true);
     let mut object = |key: &str| -> Option<Map<String, Value>> {
-        match raw.get(key) {
+        match raw.remove(key) {
             None | Some(Value::Null) => None,
-            Some(Value::Object(m)) => Some(m.clone()),
+            Some(Value::Object(m)) => Some(m),
             Some(other) => {
-                problems.push(format!("{key} must be an object, got {}", kind(other)));
+                problems.push(format!("{key} must be an object, got {}", kind(&other)));
                 None
             }
         }
@@ -292,7 +296,7 @@ pub fn test_mapping(event: &Value, spec: &MappingSpec) -> Result<TestMappingRepo
         reasons.push("the event must be a JSON object".to_owned());
     }
     let (raw, fields) = match m.mapping.apply(event) {
-        Ok(raw) => match typed_fields(&raw) {
+        Ok(raw) => match typed_fields(raw.clone()) {
             Ok(f) => (Some(raw), Some(f)),
             Err(e) => {
                 reasons.push(e.to_string());

@@ -256,6 +256,13 @@ impl Compiler {
         let Some(first) = literal_regex(&pattern, ignorecase) else {
             return self.error(path, "@replace pattern is too complex");
         };
+        let literal = (!ignorecase).then(|| {
+            let p2 = match &second {
+                Some((Some(p2), _)) => Some(p2.clone()),
+                _ => None,
+            };
+            (pattern.clone(), p2)
+        });
         let second = match second {
             Some((Some(p2), Some(r2))) => match literal_regex(&p2, ignorecase) {
                 Some(re) => Some((re, Replacement::parse(&r2))),
@@ -266,7 +273,13 @@ impl Compiler {
         };
         // Without a (truthy) value Segment returns nothing at all.
         let Some(value) = value else { return Node::Undefined };
-        Node::Replace(Box::new(ReplaceNode { value, first: (first, Replacement::parse(&replacement)), second, global }))
+        Node::Replace(Box::new(ReplaceNode {
+            value,
+            literal,
+            first: (first, Replacement::parse(&replacement)),
+            second,
+            global,
+        }))
     }
 
     fn merge(&mut self, arg: &Value, path: &str, at: &str) -> Node {

@@ -52,6 +52,8 @@ pub(crate) struct IfNode {
 #[derive(Debug)]
 pub(crate) struct ReplaceNode {
     pub(crate) value: Node,
+    /// The patterns as text, searched directly when case matters (cheaper than the regex).
+    pub(crate) literal: Option<(String, Option<String>)>,
     pub(crate) first: (Regex, Replacement),
     pub(crate) second: Option<(Regex, Replacement)>,
     pub(crate) global: bool,
@@ -107,20 +109,27 @@ impl Replacement {
     }
 }
 
-fn replace(hay: &str, re: &Regex, repl: &Replacement, global: bool) -> String {
+fn replace(hay: &str, re: &Regex, literal: Option<&str>, repl: &Replacement, global: bool) -> String {
+    match literal {
+        Some(pat) => replace_matches(hay, hay.match_indices(pat).map(|(i, m)| (i, i + m.len())), repl, global),
+        None => replace_matches(hay, re.find_iter(hay).map(|m| (m.start(), m.end())), repl, global),
+    }
+}
+
+fn replace_matches(hay: &str, matches: impl Iterator<Item = (usize, usize)>, repl: &Replacement, global: bool) -> String {
     let mut out = String::with_capacity(hay.len());
     let mut last = 0;
-    for m in re.find_iter(hay) {
-        out.push_str(&hay[last..m.start()]);
+    for (start, end) in matches {
+        out.push_str(&hay[last..start]);
         for part in &repl.0 {
             match part {
                 ReplPart::Text(t) => out.push_str(t),
-                ReplPart::Match => out.push_str(m.as_str()),
-                ReplPart::Before => out.push_str(&hay[..m.start()]),
-                ReplPart::After => out.push_str(&hay[m.end()..]),
+                ReplPart::Match => out.push_str(&hay[start..end]),
+                ReplPart::Before => out.push_str(&hay[..start]),
+                ReplPart::After => out.push_str(&hay[end..]),
             }
         }
-        last = m.end();
+        last = end;
         if !global {
             break;
         }
@@ -274,9 +283,13 @@ impl Node {
                 };
                 // Anything else becomes "" (Segment starts from an empty result).
                 let Some(value) = value else { return Ok(Some(Value::String(String::new()))) };
-                let mut out = replace(&value, &r.first.0, &r.first.1, r.global);
+                let (lit1, lit2) = match &r.literal {
+                    Some((a, b)) => (Some(a.as_str()), b.as_deref()),
+                    None => (None, None),
+                };
+                let mut out = replace(&value, &r.first.0, lit1, &r.first.1, r.global);
                 if let Some((re, repl)) = &r.second {
-                    out = replace(&out, re, repl, r.global);
+                    out = replace(&out, re, lit2, repl, r.global);
                 }
                 Some(Value::String(out))
             }
@@ -359,7 +372,11 @@ mod tests {
     #[test]
     fn replacement_patterns_follow_javascript() {
         let re = Regex::new("b").unwrap();
-        let r = |s: &str| replace("abc", &re, &Replacement::parse(s), true);
+        let r = |s: &str| {
+            let by_regex = replace("abc", &re, None, &Replacement::parse(s), true);
+            assert_eq!(by_regex, replace("abc", &re, Some("b"), &Replacement::parse(s), true));
+            by_regex
+        };
         assert_eq!(r("[$&]"), "a[b]c");
         assert_eq!(r("$$"), "a$c");
         assert_eq!(r("$`"), "aac");

@@ -78,8 +78,15 @@ impl Path {
     /// Like Segment's `prev && prev[key]`, a falsy value (`null`, `false`, `0`, `""`) met on
     /// the way is returned as the result; strings and arrays answer `length` and indices.
     pub fn resolve<'a>(&self, root: &'a Value) -> Option<Cow<'a, Value>> {
+        resolve_keys(&self.keys, root)
+    }
+}
+
+/// [`Path::resolve`] on keys already split (saves building a `Path`).
+pub(crate) fn resolve_keys<'a>(keys: &[String], root: &'a Value) -> Option<Cow<'a, Value>> {
+    {
         let mut cur: Cow<'a, Value> = Cow::Borrowed(root);
-        for key in &self.keys {
+        for key in keys {
             if !js::truthy(&cur) {
                 return Some(cur);
             }

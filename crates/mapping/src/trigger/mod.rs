@@ -20,7 +20,7 @@ pub use ast::{CompareOp, Condition, Field, Group, GroupOp, Literal, TextFn};
 
 use crate::error::TriggerError;
 use crate::js;
-use crate::path::Path;
+use crate::path::resolve_keys;
 
 /// The default trigger of the Iterable Lists action.
 pub const DEFAULT_TRIGGER: &str = r#"type = "identify" or type = "track""#;
@@ -71,9 +71,7 @@ fn group_matches(g: &Group, event: &Value) -> bool {
 fn lookup<'a>(field: &Field, event: &'a Value) -> Option<std::borrow::Cow<'a, Value>> {
     use std::borrow::Cow;
     let top = |k: &str| event.get(k).map(Cow::Borrowed);
-    let under = |container: Option<&'a Value>, keys: &[String]| {
-        container.and_then(|c| Path::from_keys(keys.to_vec()).resolve(c))
-    };
+    let under = |container: Option<&'a Value>, keys: &[String]| container.and_then(|c| resolve_keys(keys, c));
     match field {
         Field::Type => top("type"),
         Field::Event => top("event"),
@@ -96,6 +94,10 @@ fn condition_matches(c: &Condition, event: &Value) -> bool {
         Condition::Compare { field, op, value } => {
             let actual = lookup(field, event);
             let actual = actual.as_deref();
+            // The common case, text against text, without building strings.
+            if let (Some(Value::String(a)), Literal::Str(b), CompareOp::Eq | CompareOp::Ne) = (actual, value, op) {
+                return (a == b) == (*op == CompareOp::Eq);
+            }
             match op {
                 CompareOp::Eq => js::to_js_string(actual) == value.to_js_string(),
                 CompareOp::Ne => js::to_js_string(actual) != value.to_js_string(),
