@@ -192,6 +192,8 @@ pub struct RowRef {
     pub version: i64,
     /// `messageId` of the event that set this version.
     pub message_id: String,
+    /// Arrival sequence of that event (its delivery log entry).
+    pub event_seq: i64,
 }
 
 /// Work that is due for one audience and direction.

@@ -7,8 +7,11 @@
 //!   `dirty` is 1 while the desired state is not confirmed; `lease` is 1 while a worker holds
 //!   the row; `next_attempt` is when the row is due (its change time for a fresh change).
 //! - `events`: the delivery log, one row per accepted event; its rowid is the arrival sequence,
-//!   so age and size compaction delete a prefix. Its unique `(dest_id, message_id)` index is
-//!   also the `messageId` de-duplication memory.
+//!   so age and size compaction delete a prefix. It has no index on `message_id` or
+//!   `identity`: random keys in a large B-tree cost a page write per event per index, which is
+//!   what limits durable accept throughput.
+//! - `seen`: the `messageId` de-duplication memory, keyed by a stable 64-bit hash of
+//!   (destination, messageId) with linear probing; a hit is verified against the log entry.
 //! - `kv`: small persistent key/value state (e.g. a discovered rate per Iterable project).
 
 /// Migrations, applied in order; `schema_version` records how many ran.
@@ -67,9 +70,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         accepted_at  INTEGER NOT NULL,
         updated_at   INTEGER NOT NULL
     );
-    CREATE UNIQUE INDEX events_message ON events (dest_id, message_id);
     CREATE INDEX events_audience ON events (audience_id, outcome);
-    CREATE INDEX events_identity ON events (identity);
+    CREATE TABLE seen (
+        h   INTEGER PRIMARY KEY,
+        seq INTEGER NOT NULL
+    );
     CREATE TABLE kv (
         namespace TEXT NOT NULL,
         key       TEXT NOT NULL,
@@ -101,11 +106,15 @@ pub(crate) const COUNT_DIRTY: &str = "SELECT count(*) FROM members WHERE dirty =
 pub(crate) const RELEASE_ALL_LEASES: &str = "UPDATE members SET lease = 0 WHERE lease = 1";
 
 // Accept.
-pub(crate) const INSERT_EVENT: &str = "INSERT INTO events (seq, dest_id, message_id, audience_id, identity, outcome, accepted_at, updated_at)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT (dest_id, message_id) DO NOTHING";
-pub(crate) const SET_EVENT_SKIPPED: &str = "UPDATE events SET outcome = 3, reason_code = ?3, reason = ?4, next_attempt = NULL, updated_at = ?5
-     WHERE dest_id = ?1 AND message_id = ?2 AND outcome IN (0, 1)";
-pub(crate) const SELECT_MEMBER_ORDER: &str = "SELECT event_ts, seq, message_id, version, dirty, next_attempt FROM members
+pub(crate) const SEEN_GET: &str = "SELECT seq FROM seen WHERE h = ?1";
+pub(crate) const SEEN_INSERT: &str = "INSERT INTO seen (h, seq) VALUES (?1, ?2)";
+pub(crate) const EVENT_KEY: &str = "SELECT dest_id, message_id FROM events WHERE seq = ?1";
+pub(crate) const INSERT_EVENT: &str = "INSERT INTO events (seq, dest_id, message_id, audience_id, identity, outcome, reason_code, reason,
+        accepted_at, updated_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)";
+pub(crate) const SET_EVENT_SKIPPED: &str = "UPDATE events SET outcome = 3, reason_code = ?2, reason = ?3, next_attempt = NULL, updated_at = ?4
+     WHERE seq = ?1 AND outcome IN (0, 1)";
+pub(crate) const SELECT_MEMBER_ORDER: &str = "SELECT event_ts, seq, version, dirty, next_attempt FROM members
      WHERE audience_id = ?1 AND identity = ?2";
 pub(crate) const INSERT_MEMBER: &str = "INSERT INTO members (audience_id, identity, desired, email, user_id, data, event_ts, seq, message_id,
         version, dirty, next_attempt, changed_at)
@@ -120,7 +129,7 @@ pub(crate) const DUE_FOR: &str = "SELECT count(*), min(next_attempt) FROM (
         SELECT next_attempt FROM members
         WHERE audience_id = ?1 AND desired = ?2 AND dirty = 1 AND lease = 0 AND next_attempt <= ?3
         ORDER BY next_attempt LIMIT ?4)";
-pub(crate) const CLAIM_SELECT: &str = "SELECT identity, version, message_id, email, user_id, data, subscribe_sent, attempts, next_attempt
+pub(crate) const CLAIM_SELECT: &str = "SELECT identity, version, seq, message_id, email, user_id, data, subscribe_sent, attempts, next_attempt
      FROM members
      WHERE audience_id = ?1 AND desired = ?2 AND dirty = 1 AND lease = 0 AND next_attempt <= ?3
      ORDER BY next_attempt LIMIT ?4";
@@ -144,7 +153,7 @@ pub(crate) const RETRY_ROW: &str = "UPDATE members SET lease = 0, attempts = att
 /// Final outcomes are never overwritten here (only a replay brings an event back to pending).
 pub(crate) const SET_EVENT_OUTCOME: &str = "UPDATE events SET outcome = ?3, reason_code = ?4, reason = ?5, next_attempt = ?6, request_id = ?7,
         updated_at = ?8
-     WHERE dest_id = ?1 AND message_id = ?2 AND outcome IN (0, 1)";
+     WHERE seq = ?1 AND outcome IN (0, 1)";
 
 // Audience lifecycle and replay.
 pub(crate) const MARK_IN_DIRTY: &str = "UPDATE members SET dirty = 1, rejected = 0, next_attempt = ?2, attempts = 0
@@ -152,11 +161,11 @@ pub(crate) const MARK_IN_DIRTY: &str = "UPDATE members SET dirty = 1, rejected =
 pub(crate) const RESET_SUBSCRIBE_SENT: &str =
     "UPDATE members SET subscribe_sent = 0 WHERE audience_id = ?1 AND subscribe_sent = 1";
 pub(crate) const REJECTED_ROWS: &str =
-    "SELECT identity, message_id FROM members WHERE audience_id = ?1 AND rejected = 1";
+    "SELECT identity, seq FROM members WHERE audience_id = ?1 AND rejected = 1";
 pub(crate) const REQUEUE_REJECTED: &str = "UPDATE members SET dirty = 1, rejected = 0, next_attempt = ?3, attempts = 0
      WHERE audience_id = ?1 AND identity = ?2 AND rejected = 1";
-pub(crate) const EVENT_BACK_TO_PENDING: &str = "UPDATE events SET outcome = 0, reason_code = NULL, reason = NULL, next_attempt = NULL, updated_at = ?3
-     WHERE dest_id = ?1 AND message_id = ?2";
+pub(crate) const EVENT_BACK_TO_PENDING: &str = "UPDATE events SET outcome = 0, reason_code = NULL, reason = NULL, next_attempt = NULL, updated_at = ?2
+     WHERE seq = ?1";
 
 // Log queries, final events.
 pub(crate) const SELECT_LOG: &str = "SELECT e.message_id, d.name, a.audience_key, e.identity, e.outcome, e.reason_code, e.reason,
@@ -165,9 +174,7 @@ pub(crate) const SELECT_LOG: &str = "SELECT e.message_id, d.name, a.audience_key
      WHERE (?1 IS NULL OR e.dest_id = ?1) AND (?2 IS NULL OR e.audience_id = ?2)
        AND (?3 IS NULL OR e.identity = ?3) AND (?4 IS NULL OR e.outcome = ?4)
      ORDER BY e.seq DESC LIMIT ?5";
-pub(crate) const INSERT_FINAL_EVENT: &str = "INSERT INTO events (seq, dest_id, message_id, audience_id, identity, outcome, reason_code, reason,
-        accepted_at, updated_at)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9) ON CONFLICT (dest_id, message_id) DO NOTHING";
+
 
 // Status.
 pub(crate) const PENDING_COUNTS: &str = "SELECT d.name, a.audience_key, a.list_id, m.desired, count(*)
@@ -183,6 +190,7 @@ pub(crate) const LOG_FIRST_SINCE: &str =
 pub(crate) const LOG_SEQ_AT_OFFSET: &str = "SELECT seq FROM events ORDER BY seq LIMIT 1 OFFSET ?1";
 pub(crate) const LOG_MAX_SEQ: &str = "SELECT max(seq) FROM events";
 pub(crate) const LOG_DELETE_BELOW: &str = "DELETE FROM events WHERE seq < ?1";
+pub(crate) const SEEN_DELETE_BELOW: &str = "DELETE FROM seen WHERE seq < ?1";
 pub(crate) const DELETE_CONFIRMED_OUT: &str = "DELETE FROM members WHERE desired = 0 AND dirty = 0 AND lease = 0 AND rejected = 0
        AND confirmed_version = version AND changed_at < ?1";
 
