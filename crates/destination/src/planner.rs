@@ -11,8 +11,10 @@
 //! `dataFields` only when non-empty, identifiers per design decision 3. Bodies are serialised
 //! once, here; typed views are parsed back on demand (splitting, tests).
 
+use std::collections::hash_map::{Entry, RandomState};
 use std::collections::{HashMap, HashSet};
-use std::collections::hash_map::Entry;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::OnceLock;
 
 use iterable::{ProjectType, SubscribeRequest, UnsubscribeRequest};
 use serde::Serialize;
@@ -186,7 +188,8 @@ struct GroupKey {
 pub fn plan(config: &PlanConfig, items: &[PlanItem<'_>]) -> Plan {
     let mut settled = Vec::new();
     // 1. Latest state per (list, identity).
-    let mut latest: HashMap<(i64, bool, &str), usize> = HashMap::with_capacity(items.len());
+    let mut latest: HashMap<(i64, bool, &str), usize, FastState> =
+        HashMap::with_capacity_and_hasher(items.len(), FastState::new());
     for (i, it) in items.iter().enumerate() {
         let (is_uid, k) = key_of(&it.change.identity, config.project_type);
         match latest.entry((it.list_id, is_uid, k)) {
@@ -209,7 +212,7 @@ pub fn plan(config: &PlanConfig, items: &[PlanItem<'_>]) -> Plan {
     // 2. Group the winners, keeping input order inside a group.
     let mut winners: Vec<usize> = latest.into_values().collect();
     winners.sort_unstable();
-    let mut groups: HashMap<GroupKey, Vec<usize>> = HashMap::new();
+    let mut groups: HashMap<GroupKey, Vec<usize>, FastState> = HashMap::with_hasher(FastState::new());
     let mut order: Vec<GroupKey> = Vec::new();
     for i in winners {
         let it = &items[i];
@@ -327,7 +330,7 @@ fn chunk_group(
         let mut deferred = Vec::new();
         let mut body = head.clone();
         let mut changes = Vec::new();
-        let mut seen: HashSet<(bool, &str)> = HashSet::new();
+        let mut seen: HashSet<(bool, &str), FastState> = HashSet::with_hasher(FastState::new());
         for &i in &pending {
             let c = items[i].change;
             if check_shared {
@@ -396,4 +399,73 @@ fn chunk_group(
 
 fn finish(body: &mut Vec<u8>, tail: &str) {
     body.extend_from_slice(tail.as_bytes());
+}
+
+/// A multiply-rotate hasher (the FxHash scheme) keyed with a per-process random seed.
+/// SipHash was the largest single cost of planning; identities are hashed once per change.
+#[derive(Clone, Copy)]
+struct FastState(u64);
+
+impl FastState {
+    fn new() -> Self {
+        static SEED: OnceLock<u64> = OnceLock::new();
+        FastState(*SEED.get_or_init(|| RandomState::new().hash_one(0x9e37_79b9_u64) | 1))
+    }
+}
+
+impl BuildHasher for FastState {
+    type Hasher = FastHasher;
+    fn build_hasher(&self) -> FastHasher {
+        FastHasher(self.0)
+    }
+}
+
+struct FastHasher(u64);
+
+const K: u64 = 0xf135_7aea_2e62_a9c5;
+
+impl FastHasher {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(26) ^ w).wrapping_mul(K);
+    }
+}
+
+impl Hasher for FastHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    #[inline]
+    fn write_i64(&mut self, i: i64) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        // Fold high bits down: hashbrown uses the top 7 bits and the low bits.
+        self.0 ^ (self.0 >> 29)
+    }
 }
