@@ -22,7 +22,9 @@ pub enum StoreError {
         path: PathBuf,
     },
     /// The file's schema is newer than this build knows.
-    #[error("store schema version {found} is newer than this build supports ({supported}); upgrade iterable-lists")]
+    #[error(
+        "store schema version {found} is newer than this build supports ({supported}); upgrade iterable-lists"
+    )]
     SchemaTooNew {
         /// Version in the file.
         found: i64,

@@ -2,11 +2,11 @@
 
 use serde_json::Value;
 
+use crate::StoreError;
 use crate::types::{
     AcceptOutcome, Audience, AudienceId, Change, ClaimedRow, CompactStats, Direction, DueWork,
     FinalEvent, LogEntry, LogQuery, Millis, Retention, RowRef, Status,
 };
-use crate::StoreError;
 
 /// The membership ledger, the delivery log and small persistent state.
 ///
@@ -25,8 +25,11 @@ pub trait Store: Send + Sync {
     fn record_final(&self, events: &[FinalEvent], now: Millis) -> Result<(), StoreError>;
 
     /// The audience of a destination and key, created (unbound) if new.
-    fn ensure_audience(&self, destination: &str, audience_key: &str)
-    -> Result<Audience, StoreError>;
+    fn ensure_audience(
+        &self,
+        destination: &str,
+        audience_key: &str,
+    ) -> Result<Audience, StoreError>;
 
     /// The audience with this id.
     fn audience(&self, id: AudienceId) -> Result<Audience, StoreError>;

@@ -30,7 +30,11 @@ impl Direction {
     }
 
     pub(crate) fn from_int(v: i64) -> Self {
-        if v == 0 { Direction::Out } else { Direction::In }
+        if v == 0 {
+            Direction::Out
+        } else {
+            Direction::In
+        }
     }
 }
 

@@ -140,7 +140,10 @@ fn accept_run(
         done += buf.len() as u64;
         if done / report_every != before / report_every {
             let rate = report_every as f64 / slice_start.elapsed().as_secs_f64();
-            println!("    {:>9} events accepted, last slice {:>9.0} events/s", done, rate);
+            println!(
+                "    {:>9} events accepted, last slice {:>9.0} events/s",
+                done, rate
+            );
             slice_start = Instant::now();
         }
     }
@@ -173,7 +176,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  backlog now {}", store.backlog());
     let t = Instant::now();
     let due = store.due(now_ms() + 1, 1000)?;
-    println!("  due(): {} audience/direction pairs in {:?}", due.len(), t.elapsed());
+    println!(
+        "  due(): {} audience/direction pairs in {:?}",
+        due.len(),
+        t.elapsed()
+    );
     let t = Instant::now();
     let mut claimed = 0;
     if let Some(first) = due.first() {

@@ -367,7 +367,10 @@ impl Store for SqliteStore {
             let dest = inner.dest_of(AudienceId(aid))?;
             if let Some(s) = &c.audience_settings {
                 let text = s.to_string();
-                let cached = inner.by_id.get(&aid).and_then(|a| a.event_settings.as_ref());
+                let cached = inner
+                    .by_id
+                    .get(&aid)
+                    .and_then(|a| a.event_settings.as_ref());
                 if cached != Some(&text) {
                     settings_updates.retain(|(id, _)| *id != aid);
                     settings_updates.push((aid, text));
@@ -598,10 +601,11 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let inner = self.inner.lock();
         inner.dest_of(id)?;
-        inner
-            .conn
-            .prepare_cached(sql::SET_LIST)?
-            .execute(params![id.0, list_id, created_by_service])?;
+        inner.conn.prepare_cached(sql::SET_LIST)?.execute(params![
+            id.0,
+            list_id,
+            created_by_service
+        ])?;
         Ok(())
     }
 
@@ -638,10 +642,10 @@ impl Store for SqliteStore {
         let mut stmt = inner.conn.prepare_cached(sql::DUE_FOR)?;
         for ((dest_id, key), aid) in &inner.audiences {
             for direction in [Direction::In, Direction::Out] {
-                let (count, oldest): (i64, Option<i64>) = stmt.query_row(
-                    params![aid, direction.as_int(), now, cap as i64],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )?;
+                let (count, oldest): (i64, Option<i64>) = stmt
+                    .query_row(params![aid, direction.as_int(), now, cap as i64], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?;
                 if let (true, Some(oldest)) = (count > 0, oldest) {
                     out.push(DueWork {
                         audience: AudienceId(*aid),
@@ -673,9 +677,8 @@ impl Store for SqliteStore {
         let mut raw = Vec::new();
         {
             let mut select = tx.prepare_cached(sql::CLAIM_SELECT)?;
-            let rows = select.query_map(
-                params![id.0, direction.as_int(), now, limit as i64],
-                |r| {
+            let rows =
+                select.query_map(params![id.0, direction.as_int(), now, limit as i64], |r| {
                     Ok((
                         r.get::<_, String>(0)?,
                         r.get::<_, i64>(1)?,
@@ -688,8 +691,7 @@ impl Store for SqliteStore {
                         r.get::<_, i64>(8)?,
                         r.get::<_, i64>(9)?,
                     ))
-                },
-            )?;
+                })?;
             for row in rows {
                 raw.push(row?);
             }
@@ -701,7 +703,18 @@ impl Store for SqliteStore {
         tx.commit()?;
         raw.into_iter()
             .map(
-                |(identity, version, event_seq, message_id, email, user_id, data, sent, attempts, due)| {
+                |(
+                    identity,
+                    version,
+                    event_seq,
+                    message_id,
+                    email,
+                    user_id,
+                    data,
+                    sent,
+                    attempts,
+                    due,
+                )| {
                     Ok(ClaimedRow {
                         row: RowRef {
                             audience: id,
@@ -1003,8 +1016,10 @@ impl Store for SqliteStore {
         stats.log_entries_removed = removed;
         stats.log_entries_over_bound =
             ((count as u64) - removed).saturating_sub(retention.log_max_entries);
-        stats.out_rows_removed =
-            tx.execute(sql::DELETE_CONFIRMED_OUT, [now - retention.out_rows_max_age_ms])? as u64;
+        stats.out_rows_removed = tx.execute(
+            sql::DELETE_CONFIRMED_OUT,
+            [now - retention.out_rows_max_age_ms],
+        )? as u64;
         tx.commit()?;
         Ok(stats)
     }
@@ -1046,10 +1061,11 @@ impl Store for SqliteStore {
     fn kv_set(&self, namespace: &str, key: &str, value: Option<&Value>) -> Result<(), StoreError> {
         let inner = self.inner.lock();
         match value {
-            Some(v) => inner
-                .conn
-                .prepare_cached(sql::KV_SET)?
-                .execute(params![namespace, key, v.to_string()])?,
+            Some(v) => inner.conn.prepare_cached(sql::KV_SET)?.execute(params![
+                namespace,
+                key,
+                v.to_string()
+            ])?,
             None => inner
                 .conn
                 .prepare_cached(sql::KV_DELETE)?

@@ -90,7 +90,8 @@ pub(crate) const INSERT_VERSION: &str = "INSERT INTO schema_version (version) VA
 
 pub(crate) const SELECT_DESTINATIONS: &str = "SELECT id, name FROM destinations";
 pub(crate) const INSERT_DESTINATION: &str = "INSERT INTO destinations (name) VALUES (?1)";
-pub(crate) const SELECT_AUDIENCES: &str = "SELECT a.id, d.name, a.audience_key, a.list_id, a.list_created, a.settings, a.event_settings
+pub(crate) const SELECT_AUDIENCES: &str =
+    "SELECT a.id, d.name, a.audience_key, a.list_id, a.list_created, a.settings, a.event_settings
      FROM audiences a JOIN destinations d ON d.id = a.dest_id ORDER BY a.id";
 pub(crate) const INSERT_AUDIENCE: &str =
     "INSERT INTO audiences (dest_id, audience_key) VALUES (?1, ?2)";
@@ -114,12 +115,14 @@ pub(crate) const INSERT_EVENT: &str = "INSERT INTO events (seq, dest_id, message
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)";
 pub(crate) const SET_EVENT_SKIPPED: &str = "UPDATE events SET outcome = 3, reason_code = ?2, reason = ?3, next_attempt = NULL, updated_at = ?4
      WHERE seq = ?1 AND outcome IN (0, 1)";
-pub(crate) const SELECT_MEMBER_ORDER: &str = "SELECT event_ts, seq, version, dirty, next_attempt FROM members
+pub(crate) const SELECT_MEMBER_ORDER: &str =
+    "SELECT event_ts, seq, version, dirty, next_attempt FROM members
      WHERE audience_id = ?1 AND identity = ?2";
 pub(crate) const INSERT_MEMBER: &str = "INSERT INTO members (audience_id, identity, desired, email, user_id, data, event_ts, seq, message_id,
         version, dirty, next_attempt, changed_at)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, 1, ?10, ?10)";
-pub(crate) const UPDATE_MEMBER: &str = "UPDATE members SET desired = ?3, email = ?4, user_id = ?5, data = ?6, event_ts = ?7, seq = ?8,
+pub(crate) const UPDATE_MEMBER: &str =
+    "UPDATE members SET desired = ?3, email = ?4, user_id = ?5, data = ?6, event_ts = ?7, seq = ?8,
         message_id = ?9, version = version + 1, dirty = 1, rejected = 0, next_attempt = ?10,
         changed_at = ?11
      WHERE audience_id = ?1 AND identity = ?2";
@@ -140,29 +143,34 @@ pub(crate) const RELEASE_ROW: &str =
 pub(crate) const MARK_SUBSCRIBE_SENT: &str =
     "UPDATE members SET subscribe_sent = 1 WHERE audience_id = ?1 AND identity = ?2";
 /// Version-guarded: the row becomes clean only if it is still at the version sent.
-pub(crate) const CONFIRM_ROW: &str = "UPDATE members SET confirmed_version = ?3, dirty = 0, lease = 0, attempts = 0
+pub(crate) const CONFIRM_ROW: &str =
+    "UPDATE members SET confirmed_version = ?3, dirty = 0, lease = 0, attempts = 0
      WHERE audience_id = ?1 AND identity = ?2 AND version = ?3 AND dirty = 1";
 pub(crate) const REJECT_ROW: &str = "UPDATE members SET dirty = 0, lease = 0, rejected = 1
      WHERE audience_id = ?1 AND identity = ?2 AND version = ?3 AND dirty = 1";
 /// When the version moved on while the request was out: free the row for the newer version.
-pub(crate) const UNLEASE_MOVED_ROW: &str = "UPDATE members SET lease = 0, confirmed_version = max(confirmed_version, ?3)
+pub(crate) const UNLEASE_MOVED_ROW: &str =
+    "UPDATE members SET lease = 0, confirmed_version = max(confirmed_version, ?3)
      WHERE audience_id = ?1 AND identity = ?2";
 
-pub(crate) const RETRY_ROW: &str = "UPDATE members SET lease = 0, attempts = attempts + 1, next_attempt = max(next_attempt, ?3)
+pub(crate) const RETRY_ROW: &str =
+    "UPDATE members SET lease = 0, attempts = attempts + 1, next_attempt = max(next_attempt, ?3)
      WHERE audience_id = ?1 AND identity = ?2";
 /// Final outcomes are never overwritten here (only a replay brings an event back to pending).
-pub(crate) const SET_EVENT_OUTCOME: &str = "UPDATE events SET outcome = ?3, reason_code = ?4, reason = ?5, next_attempt = ?6, request_id = ?7,
-        updated_at = ?8
+pub(crate) const SET_EVENT_OUTCOME: &str = "UPDATE events SET outcome = ?2, reason_code = ?3, reason = ?4, next_attempt = ?5, request_id = ?6,
+        updated_at = ?7
      WHERE seq = ?1 AND outcome IN (0, 1)";
 
 // Audience lifecycle and replay.
-pub(crate) const MARK_IN_DIRTY: &str = "UPDATE members SET dirty = 1, rejected = 0, next_attempt = ?2, attempts = 0
+pub(crate) const MARK_IN_DIRTY: &str =
+    "UPDATE members SET dirty = 1, rejected = 0, next_attempt = ?2, attempts = 0
      WHERE audience_id = ?1 AND desired = 1 AND dirty = 0";
 pub(crate) const RESET_SUBSCRIBE_SENT: &str =
     "UPDATE members SET subscribe_sent = 0 WHERE audience_id = ?1 AND subscribe_sent = 1";
 pub(crate) const REJECTED_ROWS: &str =
     "SELECT identity, seq FROM members WHERE audience_id = ?1 AND rejected = 1";
-pub(crate) const REQUEUE_REJECTED: &str = "UPDATE members SET dirty = 1, rejected = 0, next_attempt = ?3, attempts = 0
+pub(crate) const REQUEUE_REJECTED: &str =
+    "UPDATE members SET dirty = 1, rejected = 0, next_attempt = ?3, attempts = 0
      WHERE audience_id = ?1 AND identity = ?2 AND rejected = 1";
 pub(crate) const EVENT_BACK_TO_PENDING: &str = "UPDATE events SET outcome = 0, reason_code = NULL, reason = NULL, next_attempt = NULL, updated_at = ?2
      WHERE seq = ?1";
@@ -174,7 +182,6 @@ pub(crate) const SELECT_LOG: &str = "SELECT e.message_id, d.name, a.audience_key
      WHERE (?1 IS NULL OR e.dest_id = ?1) AND (?2 IS NULL OR e.audience_id = ?2)
        AND (?3 IS NULL OR e.identity = ?3) AND (?4 IS NULL OR e.outcome = ?4)
      ORDER BY e.seq DESC LIMIT ?5";
-
 
 // Status.
 pub(crate) const PENDING_COUNTS: &str = "SELECT d.name, a.audience_key, a.list_id, m.desired, count(*)
@@ -191,7 +198,8 @@ pub(crate) const LOG_SEQ_AT_OFFSET: &str = "SELECT seq FROM events ORDER BY seq 
 pub(crate) const LOG_MAX_SEQ: &str = "SELECT max(seq) FROM events";
 pub(crate) const LOG_DELETE_BELOW: &str = "DELETE FROM events WHERE seq < ?1";
 pub(crate) const SEEN_DELETE_BELOW: &str = "DELETE FROM seen WHERE seq < ?1";
-pub(crate) const DELETE_CONFIRMED_OUT: &str = "DELETE FROM members WHERE desired = 0 AND dirty = 0 AND lease = 0 AND rejected = 0
+pub(crate) const DELETE_CONFIRMED_OUT: &str =
+    "DELETE FROM members WHERE desired = 0 AND dirty = 0 AND lease = 0 AND rejected = 0
        AND confirmed_version = version AND changed_at < ?1";
 
 // Key/value.
