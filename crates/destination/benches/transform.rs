@@ -53,7 +53,10 @@ fn pipeline(body: &[u8], settings: &DestinationSettings, cfg: &PlanConfig) -> (u
         .enumerate()
         .filter_map(|(i, r)| {
             let ev = r.ok()?;
-            let ctx = MapContext { received_order: i as u64, received_at };
+            let ctx = MapContext {
+                received_order: i as u64,
+                received_at,
+            };
             match map_event(&ev, settings, ctx) {
                 ProcessedEvent::Change(c) => Some(*c),
                 _ => None,
@@ -64,7 +67,11 @@ fn pipeline(body: &[u8], settings: &DestinationSettings, cfg: &PlanConfig) -> (u
         .iter()
         .filter_map(|c| {
             let (eff, _) = settings.effective(&c.audience_key, c.audience_settings.as_ref());
-            Some(PlanItem { list_id: c.list_hint?, settings: eff, change: c })
+            Some(PlanItem {
+                list_id: c.list_hint?,
+                settings: eff,
+                change: c,
+            })
         })
         .collect();
     let plan = planner::plan(cfg, &items);
@@ -82,7 +89,11 @@ fn settings() -> (DestinationSettings, PlanConfig) {
 fn bench(c: &mut Criterion) {
     let body = corpus();
     let (s, cfg) = settings();
-    assert_eq!(pipeline(&body, &s, &cfg).0, N, "every generated event is planned");
+    assert_eq!(
+        pipeline(&body, &s, &cfg).0,
+        N,
+        "every generated event is planned"
+    );
     let mut g = c.benchmark_group("transform");
     g.throughput(Throughput::Elements(N as u64));
     g.sample_size(10);

@@ -158,7 +158,11 @@ impl Failures {
         let arr = |obj: Option<&serde_json::Map<String, Value>>, name: &str| -> Vec<String> {
             obj.and_then(|o| o.get(name))
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let both = |name: &str| {
@@ -281,7 +285,11 @@ fn completed(request: &PlannedRequest, status: u16, body: &[u8]) -> Verdict {
             let hits = emails
                 .iter()
                 .filter_map(|e| by_email.get(&e.trim().to_lowercase()).copied())
-                .chain(user_ids.iter().filter_map(|u| by_user.get(u.as_str()).copied()));
+                .chain(
+                    user_ids
+                        .iter()
+                        .filter_map(|u| by_user.get(u.as_str()).copied()),
+                );
             for pos in hits {
                 if let Some(slot) = outcomes.get_mut(pos) {
                     if slot.is_none() {

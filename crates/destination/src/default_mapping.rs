@@ -125,13 +125,18 @@ fn try_map(
         None => [None, None],
     };
     let value: Option<Value> = value.and_then(|v| serde_json::from_str(v.get()).ok());
-    let direction = membership::resolve_value(value.as_ref(), key, class).map_err(Verdict::Reject)?;
+    let direction =
+        membership::resolve_value(value.as_ref(), key, class).map_err(Verdict::Reject)?;
     let email = email_of(event, own_email).map_err(Verdict::Reject)?;
-    let identity = Identity::new(email.as_deref(), event.user_id.as_deref(), settings.project_type)
-        .map_err(|e| match e {
-            IdentityError::Missing => Verdict::Skip(e.reason()),
-            _ => Verdict::Reject(e.reason()),
-        })?;
+    let identity = Identity::new(
+        email.as_deref(),
+        event.user_id.as_deref(),
+        settings.project_type,
+    )
+    .map_err(|e| match e {
+        IdentityError::Missing => Verdict::Skip(e.reason()),
+        _ => Verdict::Reject(e.reason()),
+    })?;
     let audience_settings = match personas.audience_settings {
         None => None,
         Some(raw) => {
@@ -140,7 +145,9 @@ fn try_map(
         }
     };
     let data_fields = match fields {
-        Some(f) if !settings.data_fields.is_empty() => data_fields_of(f, key, &settings.data_fields),
+        Some(f) if !settings.data_fields.is_empty() => {
+            data_fields_of(f, key, &settings.data_fields)
+        }
         _ => Map::new(),
     };
     let message_id = match &event.message_id {
@@ -198,8 +205,18 @@ fn email_of<'a>(
     own: Option<&'a RawValue>,
 ) -> Result<Option<Cow<'a, str>>, Reason> {
     let (traits_email, properties_email) = match event.kind {
-        EventType::Identify => (own, event.properties_raw().and_then(|p| raw::find_n(p, ["email"])[0])),
-        _ => (event.traits_raw().and_then(|t| raw::find_n(t, ["email"])[0]), own),
+        EventType::Identify => (
+            own,
+            event
+                .properties_raw()
+                .and_then(|p| raw::find_n(p, ["email"])[0]),
+        ),
+        _ => (
+            event
+                .traits_raw()
+                .and_then(|t| raw::find_n(t, ["email"])[0]),
+            own,
+        ),
     };
     if let Some(e) = email_at("traits.email", traits_email)? {
         return Ok(Some(e));
@@ -299,7 +316,10 @@ mod tests {
     // engage-events.md §1.1 identify example.
     #[test]
     fn identify_enter_maps_to_a_subscribe_change() {
-        let c = change(map(identify("first_time_shopper", json!(true)), &settings(ProjectType::Hybrid)));
+        let c = change(map(
+            identify("first_time_shopper", json!(true)),
+            &settings(ProjectType::Hybrid),
+        ));
         assert_eq!(c.direction, Direction::Subscribe);
         assert_eq!(c.audience_key, "first_time_shopper");
         assert_eq!(c.list_hint, Some(4269566));
@@ -307,8 +327,14 @@ mod tests {
         assert_eq!(c.identity.user_id(), Some("u123"));
         assert_eq!(c.message_id, "m1");
         assert_eq!(c.received_order, 3);
-        assert_eq!(c.timestamp, Timestamp::parse("2024-05-06T09:30:22.829Z").unwrap());
-        assert!(c.data_fields.is_empty(), "design decision 6: none by default");
+        assert_eq!(
+            c.timestamp,
+            Timestamp::parse("2024-05-06T09:30:22.829Z").unwrap()
+        );
+        assert!(
+            c.data_fields.is_empty(),
+            "design decision 6: none by default"
+        );
         assert_eq!(c.audience_settings, None);
     }
 
@@ -339,18 +365,50 @@ mod tests {
         };
         let s = settings(ProjectType::Hybrid);
         let e = |v| change(map(v, &s)).identity.email().map(str::to_owned);
-        assert_eq!(e(base(json!({"email": "t@x.com"}), json!({"email": "c@x.com"}), json!({"email": "p@x.com"}))).as_deref(), Some("t@x.com"));
-        assert_eq!(e(base(json!({}), json!({"email": "c@x.com"}), json!({"email": "p@x.com"}))).as_deref(), Some("c@x.com"));
-        assert_eq!(e(base(json!({"email": ""}), json!({}), json!({"email": "p@x.com"}))).as_deref(), Some("p@x.com"));
+        assert_eq!(
+            e(base(
+                json!({"email": "t@x.com"}),
+                json!({"email": "c@x.com"}),
+                json!({"email": "p@x.com"})
+            ))
+            .as_deref(),
+            Some("t@x.com")
+        );
+        assert_eq!(
+            e(base(
+                json!({}),
+                json!({"email": "c@x.com"}),
+                json!({"email": "p@x.com"})
+            ))
+            .as_deref(),
+            Some("c@x.com")
+        );
+        assert_eq!(
+            e(base(
+                json!({"email": ""}),
+                json!({}),
+                json!({"email": "p@x.com"})
+            ))
+            .as_deref(),
+            Some("p@x.com")
+        );
     }
 
     // design decision 1.
     #[test]
     fn non_audience_events_are_skipped_and_blank_keys_rejected() {
         let s = settings(ProjectType::Hybrid);
-        assert_eq!(code(map(json!({"type": "page", "userId": "u"}), &s)), ("skipped", ReasonCode::UnsupportedType));
-        assert_eq!(code(map(json!({"type": "identify", "userId": "u", "traits": {"a": true}}), &s)),
-                   ("skipped", ReasonCode::NotAudienceEvent));
+        assert_eq!(
+            code(map(json!({"type": "page", "userId": "u"}), &s)),
+            ("skipped", ReasonCode::UnsupportedType)
+        );
+        assert_eq!(
+            code(map(
+                json!({"type": "identify", "userId": "u", "traits": {"a": true}}),
+                &s
+            )),
+            ("skipped", ReasonCode::NotAudienceEvent)
+        );
         let mut v = identify("a", json!(true));
         v["context"]["personas"]["computation_class"] = json!("trait");
         assert_eq!(code(map(v, &s)), ("skipped", ReasonCode::NotAudienceEvent));
@@ -358,21 +416,41 @@ mod tests {
         for k in ["", "   "] {
             let mut v = identify("a", json!(true));
             v["context"]["personas"]["computation_key"] = json!(k);
-            assert_eq!(code(map(v, &s)), ("rejected", ReasonCode::MissingAudienceKey));
+            assert_eq!(
+                code(map(v, &s)),
+                ("rejected", ReasonCode::MissingAudienceKey)
+            );
         }
         let mut v = identify("a", json!(true));
-        v["context"]["personas"].as_object_mut().unwrap().remove("computation_key");
-        assert_eq!(code(map(v, &s)), ("rejected", ReasonCode::MissingAudienceKey));
+        v["context"]["personas"]
+            .as_object_mut()
+            .unwrap()
+            .remove("computation_key");
+        assert_eq!(
+            code(map(v, &s)),
+            ("rejected", ReasonCode::MissingAudienceKey)
+        );
     }
 
     // T10: a present but non-numeric list id is rejected; a numeric one (string or number) is read.
     #[test]
     fn non_numeric_external_audience_id_is_rejected() {
         let s = settings(ProjectType::Hybrid);
-        for bad in [json!("abc"), json!(""), json!("12a"), json!(-4), json!(1.5), json!(true)] {
+        for bad in [
+            json!("abc"),
+            json!(""),
+            json!("12a"),
+            json!(-4),
+            json!(1.5),
+            json!(true),
+        ] {
             let mut v = identify("a", json!(true));
             v["context"]["personas"]["external_audience_id"] = bad.clone();
-            assert_eq!(code(map(v, &s)), ("rejected", ReasonCode::InvalidListId), "{bad}");
+            assert_eq!(
+                code(map(v, &s)),
+                ("rejected", ReasonCode::InvalidListId),
+                "{bad}"
+            );
         }
         let mut v = identify("a", json!(true));
         v["context"]["personas"]["external_audience_id"] = json!(77);
@@ -406,7 +484,10 @@ mod tests {
         let s = settings(ProjectType::Hybrid);
         let mut v = identify("a", json!(true));
         v["traits"].as_object_mut().unwrap().remove("a");
-        assert_eq!(code(map(v, &s)), ("rejected", ReasonCode::InvalidMembership));
+        assert_eq!(
+            code(map(v, &s)),
+            ("rejected", ReasonCode::InvalidMembership)
+        );
     }
 
     // design decision 6 and T4: named fields are copied (objects too); the audience key,
@@ -414,9 +495,16 @@ mod tests {
     #[test]
     fn data_fields_copy_only_named_non_reserved_fields() {
         let mut s = settings(ProjectType::Hybrid);
-        s.data_fields = ["first_name", "address", "a", "email", "signupDate", "missing"]
-            .map(String::from)
-            .to_vec();
+        s.data_fields = [
+            "first_name",
+            "address",
+            "a",
+            "email",
+            "signupDate",
+            "missing",
+        ]
+        .map(String::from)
+        .to_vec();
         let mut v = identify("a", json!(true));
         v["traits"]["address"] = json!({"city": "Lyon"});
         v["traits"]["signupDate"] = json!("2020-01-01");
@@ -431,13 +519,22 @@ mod tests {
     #[test]
     fn audience_settings_are_optional_and_validated() {
         let s = settings(ProjectType::Hybrid);
-        assert_eq!(change(map(identify("a", json!(true)), &s)).audience_settings, None);
+        assert_eq!(
+            change(map(identify("a", json!(true)), &s)).audience_settings,
+            None
+        );
         let mut v = identify("a", json!(false));
         v["context"]["personas"]["audience_settings"] = json!({"campaignId": "12345"});
-        assert_eq!(change(map(v, &s)).audience_settings.unwrap().campaign_id, Some(12345));
+        assert_eq!(
+            change(map(v, &s)).audience_settings.unwrap().campaign_id,
+            Some(12345)
+        );
         let mut v = identify("a", json!(false));
         v["context"]["personas"]["audience_settings"] = json!({"campaignId": "abc"});
-        assert_eq!(code(map(v, &s)), ("rejected", ReasonCode::InvalidAudienceSettings));
+        assert_eq!(
+            code(map(v, &s)),
+            ("rejected", ReasonCode::InvalidAudienceSettings)
+        );
     }
 
     #[test]

@@ -93,16 +93,22 @@ pub fn normalize_email(raw: &str) -> Result<String, IdentityError> {
         return Err(bad("it has no @"));
     };
     if local.is_empty() || local.len() > 64 {
-        return Err(bad("the part before @ is empty or longer than 64 characters"));
+        return Err(bad(
+            "the part before @ is empty or longer than 64 characters",
+        ));
     }
     if t.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(bad("it contains spaces or control characters"));
     }
     if !valid_local(local) {
-        return Err(bad("the part before @ has characters or dots an address cannot have"));
+        return Err(bad(
+            "the part before @ has characters or dots an address cannot have",
+        ));
     }
     if !valid_domain(domain) {
-        return Err(bad("the domain is not a valid host name with a top-level domain"));
+        return Err(bad(
+            "the domain is not a valid host name with a top-level domain",
+        ));
     }
     Ok(t.to_lowercase())
 }
@@ -156,7 +162,10 @@ impl Identity {
         if project == ProjectType::UserId && user_id.is_none() {
             return Err(IdentityError::UserIdRequired);
         }
-        let user_id = user_id.map(validate_user_id).transpose()?.map(str::to_owned);
+        let user_id = user_id
+            .map(validate_user_id)
+            .transpose()?
+            .map(str::to_owned);
         let email = email.map(normalize_email).transpose()?;
         Ok(Identity { email, user_id })
     }
@@ -180,8 +189,14 @@ mod tests {
     // iterable-api.md §6.3: emails are lowercased; `user @example.com` is invalid.
     #[test]
     fn emails_are_trimmed_lowercased_and_checked() {
-        assert_eq!(normalize_email("  Jane@Example.COM ").unwrap(), "jane@example.com");
-        assert_eq!(normalize_email("a.b+tag@sub.example.co").unwrap(), "a.b+tag@sub.example.co");
+        assert_eq!(
+            normalize_email("  Jane@Example.COM ").unwrap(),
+            "jane@example.com"
+        );
+        assert_eq!(
+            normalize_email("a.b+tag@sub.example.co").unwrap(),
+            "a.b+tag@sub.example.co"
+        );
         for bad in [
             "user @example.com",
             "no-at.example.com",
@@ -204,13 +219,19 @@ mod tests {
     #[test]
     fn hybrid_keys_by_user_id_and_sends_both() {
         let id = Identity::new(Some("A@x.com"), Some("u1"), ProjectType::Hybrid).unwrap();
-        assert_eq!(id.key(ProjectType::Hybrid), IdentityKey::UserId("u1".into()));
+        assert_eq!(
+            id.key(ProjectType::Hybrid),
+            IdentityKey::UserId("u1".into())
+        );
         assert_eq!(
             id.request_identifiers(ProjectType::Hybrid),
             (Some("a@x.com"), Some("u1"))
         );
         let id = Identity::new(Some("A@x.com"), None, ProjectType::Hybrid).unwrap();
-        assert_eq!(id.key(ProjectType::Hybrid), IdentityKey::Email("a@x.com".into()));
+        assert_eq!(
+            id.key(ProjectType::Hybrid),
+            IdentityKey::Email("a@x.com".into())
+        );
     }
 
     // design decision 3: a userId project requires a userId and sends only it.
@@ -221,17 +242,29 @@ mod tests {
             Err(IdentityError::UserIdRequired)
         );
         let id = Identity::new(Some("a@x.com"), Some("u1"), ProjectType::UserId).unwrap();
-        assert_eq!(id.request_identifiers(ProjectType::UserId), (None, Some("u1")));
+        assert_eq!(
+            id.request_identifiers(ProjectType::UserId),
+            (None, Some("u1"))
+        );
     }
 
     // design decision 3: an email project keys and sends the email; a userId alone is sent alone.
     #[test]
     fn email_project_prefers_the_email() {
         let id = Identity::new(Some("a@x.com"), Some("u1"), ProjectType::Email).unwrap();
-        assert_eq!(id.key(ProjectType::Email), IdentityKey::Email("a@x.com".into()));
-        assert_eq!(id.request_identifiers(ProjectType::Email), (Some("a@x.com"), None));
+        assert_eq!(
+            id.key(ProjectType::Email),
+            IdentityKey::Email("a@x.com".into())
+        );
+        assert_eq!(
+            id.request_identifiers(ProjectType::Email),
+            (Some("a@x.com"), None)
+        );
         let id = Identity::new(None, Some("u1"), ProjectType::Email).unwrap();
-        assert_eq!(id.request_identifiers(ProjectType::Email), (None, Some("u1")));
+        assert_eq!(
+            id.request_identifiers(ProjectType::Email),
+            (None, Some("u1"))
+        );
     }
 
     // design decision 2: only an anonymousId is a skip (no_identifier), not a rejection.
@@ -247,7 +280,10 @@ mod tests {
 
     #[test]
     fn storage_form_round_trips() {
-        for k in [IdentityKey::UserId("u:1".into()), IdentityKey::Email("a@x.com".into())] {
+        for k in [
+            IdentityKey::UserId("u:1".into()),
+            IdentityKey::Email("a@x.com".into()),
+        ] {
             assert_eq!(IdentityKey::from_storage(&k.to_storage()), Some(k));
         }
     }

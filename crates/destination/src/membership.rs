@@ -76,40 +76,83 @@ mod tests {
     // engage-events.md §1.2: booleans decide.
     #[test]
     fn booleans_enter_and_exit() {
-        assert_eq!(dir(Some(json!(true)), AudienceClass::Audience), Ok(Direction::Subscribe));
-        assert_eq!(dir(Some(json!(false)), AudienceClass::Audience), Ok(Direction::Unsubscribe));
+        assert_eq!(
+            dir(Some(json!(true)), AudienceClass::Audience),
+            Ok(Direction::Subscribe)
+        );
+        assert_eq!(
+            dir(Some(json!(false)), AudienceClass::Audience),
+            Ok(Direction::Unsubscribe)
+        );
     }
 
     // design decision 4, engage-events.md §1.3 (Journeys V1 sends "true").
     #[test]
     fn the_strings_true_and_false_count_as_booleans() {
-        assert_eq!(dir(Some(json!("true")), AudienceClass::Audience), Ok(Direction::Subscribe));
-        assert_eq!(dir(Some(json!("false")), AudienceClass::Audience), Ok(Direction::Unsubscribe));
+        assert_eq!(
+            dir(Some(json!("true")), AudienceClass::Audience),
+            Ok(Direction::Subscribe)
+        );
+        assert_eq!(
+            dir(Some(json!("false")), AudienceClass::Audience),
+            Ok(Direction::Unsubscribe)
+        );
     }
 
     // engage-events.md §1.2: a missing or non-boolean value is unknown, never "remove".
     #[test]
     fn missing_or_odd_values_are_rejected_not_treated_as_exit() {
-        for v in [None, Some(json!(null)), Some(json!(0)), Some(json!(1)), Some(json!("")),
-                  Some(json!("yes")), Some(json!("TRUE")), Some(json!({})), Some(json!([]))] {
-            assert_eq!(dir(v.clone(), AudienceClass::Audience), Err(ReasonCode::InvalidMembership), "{v:?}");
+        for v in [
+            None,
+            Some(json!(null)),
+            Some(json!(0)),
+            Some(json!(1)),
+            Some(json!("")),
+            Some(json!("yes")),
+            Some(json!("TRUE")),
+            Some(json!({})),
+            Some(json!([])),
+        ] {
+            assert_eq!(
+                dir(v.clone(), AudienceClass::Audience),
+                Err(ReasonCode::InvalidMembership),
+                "{v:?}"
+            );
         }
     }
 
     // design decision 4 / engage-events.md §1.2 step 3: journey_step without a value enters.
     #[test]
     fn journey_step_without_a_value_enters() {
-        assert_eq!(dir(None, AudienceClass::JourneyStep), Ok(Direction::Subscribe));
-        assert_eq!(dir(Some(json!(false)), AudienceClass::JourneyStep), Ok(Direction::Unsubscribe));
-        assert_eq!(dir(Some(json!(3)), AudienceClass::JourneyStep), Err(ReasonCode::InvalidMembership));
+        assert_eq!(
+            dir(None, AudienceClass::JourneyStep),
+            Ok(Direction::Subscribe)
+        );
+        assert_eq!(
+            dir(Some(json!(false)), AudienceClass::JourneyStep),
+            Ok(Direction::Unsubscribe)
+        );
+        assert_eq!(
+            dir(Some(json!(3)), AudienceClass::JourneyStep),
+            Err(ReasonCode::InvalidMembership)
+        );
     }
 
     // design decision 1: class absent counts as audience; other classes are not audiences.
     #[test]
     fn classes() {
-        assert_eq!(AudienceClass::from_class(None), Some(AudienceClass::Audience));
-        assert_eq!(AudienceClass::from_class(Some("audience")), Some(AudienceClass::Audience));
-        assert_eq!(AudienceClass::from_class(Some("journey_step")), Some(AudienceClass::JourneyStep));
+        assert_eq!(
+            AudienceClass::from_class(None),
+            Some(AudienceClass::Audience)
+        );
+        assert_eq!(
+            AudienceClass::from_class(Some("audience")),
+            Some(AudienceClass::Audience)
+        );
+        assert_eq!(
+            AudienceClass::from_class(Some("journey_step")),
+            Some(AudienceClass::JourneyStep)
+        );
         assert_eq!(AudienceClass::from_class(Some("trait")), None);
         assert_eq!(AudienceClass::from_class(Some("computed_trait")), None);
     }

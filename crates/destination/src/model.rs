@@ -63,7 +63,8 @@ impl IdentityKey {
         if let Some(u) = s.strip_prefix("u:") {
             Some(IdentityKey::UserId(u.to_owned()))
         } else {
-            s.strip_prefix("e:").map(|e| IdentityKey::Email(e.to_owned()))
+            s.strip_prefix("e:")
+                .map(|e| IdentityKey::Email(e.to_owned()))
         }
     }
 }

@@ -120,7 +120,12 @@ impl PlannedRequest {
             subscribers: Vec<Who>,
         }
         serde_json::from_slice::<Body>(&self.body)
-            .map(|b| b.subscribers.into_iter().map(|w| (w.email, w.user_id)).collect())
+            .map(|b| {
+                b.subscribers
+                    .into_iter()
+                    .map(|w| (w.email, w.user_id))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -212,7 +217,8 @@ pub fn plan(config: &PlanConfig, items: &[PlanItem<'_>]) -> Plan {
     // 2. Group the winners, keeping input order inside a group.
     let mut winners: Vec<usize> = latest.into_values().collect();
     winners.sort_unstable();
-    let mut groups: HashMap<GroupKey, Vec<usize>, FastState> = HashMap::with_hasher(FastState::new());
+    let mut groups: HashMap<GroupKey, Vec<usize>, FastState> =
+        HashMap::with_hasher(FastState::new());
     let mut order: Vec<GroupKey> = Vec::new();
     for i in winners {
         let it = &items[i];
@@ -238,7 +244,10 @@ pub fn plan(config: &PlanConfig, items: &[PlanItem<'_>]) -> Plan {
 fn superseded(by: &MembershipChange) -> Outcome {
     Outcome::skipped(
         ReasonCode::Superseded,
-        format!("superseded by event {} for the same identity", by.message_id),
+        format!(
+            "superseded by event {} for the same identity",
+            by.message_id
+        ),
     )
 }
 
@@ -247,7 +256,11 @@ fn group_key(it: &PlanItem<'_>) -> GroupKey {
     // Only the settings a body carries split groups.
     let (ueo, cu, cid) = match d {
         Direction::Subscribe => (it.settings.update_existing_users_only, false, None),
-        Direction::Unsubscribe => (false, it.settings.channel_unsubscribe, it.settings.campaign_id),
+        Direction::Unsubscribe => (
+            false,
+            it.settings.channel_unsubscribe,
+            it.settings.campaign_id,
+        ),
     };
     GroupKey {
         list_id: it.list_id,
@@ -358,7 +371,9 @@ fn chunk_group(
                 continue;
             }
             let sep = usize::from(!changes.is_empty());
-            if changes.len() == max_subs || body.len() + sep + sub_buf.len() + tail.len() > max_bytes {
+            if changes.len() == max_subs
+                || body.len() + sep + sub_buf.len() + tail.len() > max_bytes
+            {
                 finish(&mut body, &tail);
                 requests.push(PlannedRequest {
                     list_id: gk.list_id,

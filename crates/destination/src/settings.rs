@@ -92,7 +92,9 @@ pub struct AudienceConfig {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     /// `endpoint` set without `allow_custom_endpoint = true`.
-    #[error("`endpoint` is set but `allow_custom_endpoint` is not true; refusing to send the API key elsewhere than Iterable")]
+    #[error(
+        "`endpoint` is set but `allow_custom_endpoint` is not true; refusing to send the API key elsewhere than Iterable"
+    )]
     CustomEndpointNotAllowed,
     /// `endpoint` is not an http(s) URL.
     #[error("`endpoint` must start with http:// or https://, got {0:?}")]
@@ -340,7 +342,13 @@ mod tests {
         assert_eq!(s.region, Region::Us);
         assert!(s.prefer_user_id);
         assert!(!s.allow_event_global_unsubscribe);
-        assert_eq!(s.batch, BatchLimits { max_subscribers: 1000, max_bytes: 4 * 1024 * 1024 });
+        assert_eq!(
+            s.batch,
+            BatchLimits {
+                max_subscribers: 1000,
+                max_bytes: 4 * 1024 * 1024
+            }
+        );
         assert!(s.data_fields.is_empty());
         assert_eq!(s.base_url(), "https://api.iterable.com");
         s.validate().unwrap();
@@ -363,7 +371,9 @@ mod tests {
 
     #[test]
     fn endpoint_override_needs_explicit_permission() {
-        let s = parse("api_key = \"k\"\nproject_type = \"hybrid\"\nendpoint = \"http://127.0.0.1:9\"").unwrap();
+        let s =
+            parse("api_key = \"k\"\nproject_type = \"hybrid\"\nendpoint = \"http://127.0.0.1:9\"")
+                .unwrap();
         assert_eq!(s.validate(), Err(ConfigError::CustomEndpointNotAllowed));
         assert_eq!(s.base_url(), "https://api.iterable.com");
         let s = parse(
@@ -385,9 +395,15 @@ mod tests {
         assert_eq!(s.audiences["vip"].campaign_id, Some(731204));
         assert_eq!(s.audiences["vip"].list, Some(ListBinding::Id(42)));
         let err = parse(&format!("{base}campaign_id = \"abc\"")).unwrap_err();
-        assert!(err.to_string().contains("campaign_id must be a number"), "{err}");
+        assert!(
+            err.to_string().contains("campaign_id must be a number"),
+            "{err}"
+        );
         let s = parse(&format!("{base}list = {{ name = \"VIP list\" }}")).unwrap();
-        assert_eq!(s.audiences["vip"].list, Some(ListBinding::Name("VIP list".into())));
+        assert_eq!(
+            s.audiences["vip"].list,
+            Some(ListBinding::Name("VIP list".into()))
+        );
     }
 
     // design decision 5: operator config, then the latest event settings, then defaults.

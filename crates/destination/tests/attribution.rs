@@ -26,9 +26,17 @@ fn request(dir: Direction, ids: &[(Option<&str>, Option<&str>)]) -> PlannedReque
         .collect();
     let items: Vec<PlanItem<'_>> = changes
         .iter()
-        .map(|change| PlanItem { list_id: 42, settings: EffectiveAudienceSettings::default(), change })
+        .map(|change| PlanItem {
+            list_id: 42,
+            settings: EffectiveAudienceSettings::default(),
+            change,
+        })
         .collect();
-    let cfg = PlanConfig { project_type: p, prefer_user_id: true, limits: BatchLimits::default() };
+    let cfg = PlanConfig {
+        project_type: p,
+        prefer_user_id: true,
+        limits: BatchLimits::default(),
+    };
     let mut plan = planner::plan(&cfg, &items);
     assert_eq!(plan.requests.len(), 1);
     plan.requests.remove(0)
@@ -77,8 +85,14 @@ fn mixed_failures_are_attributed_per_subscriber() {
         ]
     );
     match &v {
-        Verdict::Completed { results, unattributed_failures } => {
-            assert_eq!(results.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+        Verdict::Completed {
+            results,
+            unattributed_failures,
+        } => {
+            assert_eq!(
+                results.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+                vec![0, 1, 2, 3, 4]
+            );
             assert_eq!(*unattributed_failures, 0);
             assert!(matches!(results[0].1, Outcome::Skipped { .. }));
             assert!(matches!(results[1].1, Outcome::Rejected { .. }));
@@ -90,42 +104,91 @@ fn mixed_failures_are_attributed_per_subscriber() {
 // T15: notFound on unsubscribe is a skip (already off); on subscribe a rejection.
 #[test]
 fn not_found_is_skipped_on_unsubscribe_and_rejected_on_subscribe() {
-    let r = request(Direction::Unsubscribe, &[(None, Some("user_missing")), (None, Some("other"))]);
-    let v = attribute(&r, 200, br#"{"failCount":1,"failedUpdates":{"notFoundUserIds":["user_missing"]}}"#);
-    assert_eq!(codes(&v), vec![Some(ReasonCode::NotFoundOnUnsubscribe), None]);
-    assert!(matches!(&v, Verdict::Completed { results, .. } if matches!(results[0].1, Outcome::Skipped { .. })));
+    let r = request(
+        Direction::Unsubscribe,
+        &[(None, Some("user_missing")), (None, Some("other"))],
+    );
+    let v = attribute(
+        &r,
+        200,
+        br#"{"failCount":1,"failedUpdates":{"notFoundUserIds":["user_missing"]}}"#,
+    );
+    assert_eq!(
+        codes(&v),
+        vec![Some(ReasonCode::NotFoundOnUnsubscribe), None]
+    );
+    assert!(
+        matches!(&v, Verdict::Completed { results, .. } if matches!(results[0].1, Outcome::Skipped { .. }))
+    );
 
     let r = request(Direction::Subscribe, &[(Some("gone@x.com"), None)]);
-    let v = attribute(&r, 200, br#"{"successCount":0,"failCount":1,"failedUpdates":{"notFoundEmails":["gone@x.com"]}}"#);
+    let v = attribute(
+        &r,
+        200,
+        br#"{"successCount":0,"failCount":1,"failedUpdates":{"notFoundEmails":["gone@x.com"]}}"#,
+    );
     assert_eq!(codes(&v), vec![Some(ReasonCode::NotFoundOnSubscribe)]);
-    assert!(matches!(&v, Verdict::Completed { results, .. } if matches!(results[0].1, Outcome::Rejected { .. })));
+    assert!(
+        matches!(&v, Verdict::Completed { results, .. } if matches!(results[0].1, Outcome::Rejected { .. }))
+    );
 }
 
 // iterable-api.md §7 G4: emails compare case-insensitively, userIds exactly.
 #[test]
 fn emails_match_case_insensitively_and_user_ids_exactly() {
-    let r = request(Direction::Subscribe, &[(Some("jane@example.com"), None), (None, Some("User1")), (None, Some("user2"))]);
+    let r = request(
+        Direction::Subscribe,
+        &[
+            (Some("jane@example.com"), None),
+            (None, Some("User1")),
+            (None, Some("user2")),
+        ],
+    );
     let v = attribute(
         &r,
         200,
         br#"{"failCount":2,"failedUpdates":{"invalidDataEmails":["JANE@Example.COM"],"conflictUserIds":["user1","user2"]}}"#,
     );
-    assert_eq!(codes(&v), vec![Some(ReasonCode::InvalidData), None, Some(ReasonCode::IdentityConflict)]);
+    assert_eq!(
+        codes(&v),
+        vec![
+            Some(ReasonCode::InvalidData),
+            None,
+            Some(ReasonCode::IdentityConflict)
+        ]
+    );
     // "user1" named nobody we sent.
-    assert!(matches!(v, Verdict::Completed { unattributed_failures: 0, .. }));
+    assert!(matches!(
+        v,
+        Verdict::Completed {
+            unattributed_failures: 0,
+            ..
+        }
+    ));
 }
 
 // iterable-api.md §3 and G3/G18: the 2021 shape, deprecated top-level arrays, unknown fields.
 #[test]
 fn bulk_bodies_are_read_leniently() {
-    let r = request(Direction::Subscribe, &[(Some("a@x.com"), None), (Some("b@x.com"), None)]);
-    let v = attribute(&r, 200, br#"{"successCount":1,"failCount":0,"invalidEmails":[],"invalidUserIds":[]}"#);
+    let r = request(
+        Direction::Subscribe,
+        &[(Some("a@x.com"), None), (Some("b@x.com"), None)],
+    );
+    let v = attribute(
+        &r,
+        200,
+        br#"{"successCount":1,"failCount":0,"invalidEmails":[],"invalidUserIds":[]}"#,
+    );
     assert_eq!(codes(&v), vec![None, None]);
     let v = attribute(&r, 200, br#"{"successCount":1,"failCount":1,"invalidEmails":["b@x.com"],"noOpEmails":[],"failedUpdates":{"failedEmails":[]}}"#);
     assert_eq!(codes(&v), vec![None, Some(ReasonCode::BadIdentifier)]);
     let v = attribute(&r, 200, br#"{"successCount":2}"#);
     assert_eq!(codes(&v), vec![None, None]);
-    let v = attribute(&r, 200, br#"{"successCount":1,"failCount":1,"failedUpdates":{"invalidEmails":[7,"b@x.com"]}}"#);
+    let v = attribute(
+        &r,
+        200,
+        br#"{"successCount":1,"failCount":1,"failedUpdates":{"invalidEmails":[7,"b@x.com"]}}"#,
+    );
     assert_eq!(codes(&v), vec![None, Some(ReasonCode::BadIdentifier)]);
 }
 
@@ -133,22 +196,56 @@ fn bulk_bodies_are_read_leniently() {
 fn failures_iterable_does_not_name_are_counted() {
     let r = request(Direction::Subscribe, &[(Some("a@x.com"), None)]);
     let v = attribute(&r, 200, br#"{"successCount":0,"failCount":1,"failedUpdates":{"forgottenEmails":["someone@else.com"]}}"#);
-    assert_eq!(v, Verdict::Completed { results: vec![(0, Outcome::Delivered)], unattributed_failures: 1 });
+    assert_eq!(
+        v,
+        Verdict::Completed {
+            results: vec![(0, Outcome::Delivered)],
+            unattributed_failures: 1
+        }
+    );
 }
 
 // T16: a 429 with a text body never crashes and is retryable; issue 3 item 8 status classes.
 #[test]
 fn http_status_decides_before_the_body() {
-    let r = request(Direction::Subscribe, &[(Some("a@x.com"), None), (Some("b@x.com"), None)]);
+    let r = request(
+        Direction::Subscribe,
+        &[(Some("a@x.com"), None), (Some("b@x.com"), None)],
+    );
     let v = attribute(&r, 429, b"Rate limit exceeded. Please try again later.");
-    assert_eq!(v, Verdict::Retryable { status: 429, message: "Rate limit exceeded. Please try again later.".into() });
+    assert_eq!(
+        v,
+        Verdict::Retryable {
+            status: 429,
+            message: "Rate limit exceeded. Please try again later.".into()
+        }
+    );
     for s in [408, 423, 500, 502, 503, 504, 599] {
-        assert!(matches!(attribute(&r, s, b"<html>oops</html>"), Verdict::Retryable { .. }), "{s}");
+        assert!(
+            matches!(
+                attribute(&r, s, b"<html>oops</html>"),
+                Verdict::Retryable { .. }
+            ),
+            "{s}"
+        );
     }
     // T6: a 500 is surfaced, never read as success.
-    assert!(matches!(attribute(&r, 500, br#"{"msg":"Internal Server Error"}"#), Verdict::Retryable { status: 500, .. }));
+    assert!(matches!(
+        attribute(&r, 500, br#"{"msg":"Internal Server Error"}"#),
+        Verdict::Retryable { status: 500, .. }
+    ));
     for s in [401, 403] {
-        assert!(matches!(attribute(&r, s, br#"{"msg":"Invalid API key","code":"BadApiKey","params":null}"#), Verdict::AuthFailed { .. }), "{s}");
+        assert!(
+            matches!(
+                attribute(
+                    &r,
+                    s,
+                    br#"{"msg":"Invalid API key","code":"BadApiKey","params":null}"#
+                ),
+                Verdict::AuthFailed { .. }
+            ),
+            "{s}"
+        );
     }
     // G2: invalidListId comes with code "Success" on a 400.
     assert!(matches!(
@@ -156,13 +253,20 @@ fn http_status_decides_before_the_body() {
         Verdict::ListMissing { .. }
     ));
     assert!(matches!(attribute(&r, 400, br#"{"msg":"[/api/lists/subscribe] Invalid JSON body","code":"BadJsonBody","params":null}"#), Verdict::Split { status: 400, .. }));
-    assert!(matches!(attribute(&r, 413, b""), Verdict::Split { status: 413, .. }));
+    assert!(matches!(
+        attribute(&r, 413, b""),
+        Verdict::Split { status: 413, .. }
+    ));
     for s in [404, 409, 501] {
         match attribute(&r, s, b"<title>Action not found</title>") {
             Verdict::RejectAll { status, reason } => {
                 assert_eq!(status, s);
                 assert_eq!(reason.code, ReasonCode::IterableRejected);
-                assert!(reason.message.contains("Action not found"), "{}", reason.message);
+                assert!(
+                    reason.message.contains("Action not found"),
+                    "{}",
+                    reason.message
+                );
             }
             other => panic!("{s}: {other:?}"),
         }
@@ -183,13 +287,22 @@ fn a_single_subscriber_400_is_rejected_not_split() {
 #[test]
 fn an_unreadable_success_body_is_retryable_not_a_crash() {
     let r = request(Direction::Subscribe, &[(Some("a@x.com"), None)]);
-    assert!(matches!(attribute(&r, 200, b"OK"), Verdict::Retryable { status: 200, .. }));
-    assert!(matches!(attribute(&r, 200, b"[1,2]"), Verdict::Retryable { .. }));
+    assert!(matches!(
+        attribute(&r, 200, b"OK"),
+        Verdict::Retryable { status: 200, .. }
+    ));
+    assert!(matches!(
+        attribute(&r, 200, b"[1,2]"),
+        Verdict::Retryable { .. }
+    ));
 }
 
 #[test]
 fn iterable_messages_are_readable_and_bounded() {
     assert_eq!(iterable_message(b""), "(empty body)");
-    assert_eq!(iterable_message(br#"{"msg":"Invalid API key","code":"BadApiKey"}"#), "Invalid API key (BadApiKey)");
+    assert_eq!(
+        iterable_message(br#"{"msg":"Invalid API key","code":"BadApiKey"}"#),
+        "Invalid API key (BadApiKey)"
+    );
     assert_eq!(iterable_message(&[b'x'; 1000]).chars().count(), 301);
 }

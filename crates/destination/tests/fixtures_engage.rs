@@ -29,7 +29,10 @@ fn run(file: &str, project: ProjectType) -> BTreeMap<i64, BTreeSet<String>> {
     let settings = DestinationSettings::new(ApiKey::new("k"), project);
     let mut changes = Vec::new();
     for (i, e) in events(file).iter().enumerate() {
-        let ctx = MapContext { received_order: i as u64, received_at: Timestamp::from_unix_millis(0) };
+        let ctx = MapContext {
+            received_order: i as u64,
+            received_at: Timestamp::from_unix_millis(0),
+        };
         match map_event(e, &settings, ctx) {
             ProcessedEvent::Change(c) => changes.push(*c),
             other => panic!("{file} event {i}: {other:?}"),
@@ -39,7 +42,11 @@ fn run(file: &str, project: ProjectType) -> BTreeMap<i64, BTreeSet<String>> {
         .iter()
         .map(|c| {
             let (eff, _) = settings.effective(&c.audience_key, c.audience_settings.as_ref());
-            PlanItem { list_id: c.list_hint.expect("fixtures carry list ids"), settings: eff, change: c }
+            PlanItem {
+                list_id: c.list_hint.expect("fixtures carry list ids"),
+                settings: eff,
+                change: c,
+            }
         })
         .collect();
     let plan = planner::plan(&PlanConfig::from_settings(&settings), &items);
@@ -97,11 +104,22 @@ fn python_client_batch_fixture_ends_with_the_stated_membership() {
 fn identify_fixture_exit_carries_the_campaign_id() {
     let settings = DestinationSettings::new(ApiKey::new("k"), ProjectType::Hybrid);
     let e = &events("identify-audiences.ndjson")[6];
-    let ProcessedEvent::Change(c) = map_event(e, &settings, MapContext { received_order: 6, received_at: Timestamp::default() }) else {
+    let ProcessedEvent::Change(c) = map_event(
+        e,
+        &settings,
+        MapContext {
+            received_order: 6,
+            received_at: Timestamp::default(),
+        },
+    ) else {
         panic!()
     };
     let (eff, _) = settings.effective(&c.audience_key, c.audience_settings.as_ref());
-    let items = [PlanItem { list_id: 4269570, settings: eff, change: &c }];
+    let items = [PlanItem {
+        list_id: 4269570,
+        settings: eff,
+        change: &c,
+    }];
     let plan = planner::plan(&PlanConfig::from_settings(&settings), &items);
     let body: serde_json::Value = serde_json::from_slice(&plan.requests[0].body).unwrap();
     assert_eq!(

@@ -177,7 +177,8 @@ fn non_null(r: Option<&RawValue>) -> Option<&RawValue> {
 impl Event {
     /// Identify traits (built on first use).
     pub fn traits(&self) -> &Map<String, Value> {
-        self.traits.get_or_init(|| parse_map(self.traits_raw.as_deref()))
+        self.traits
+            .get_or_init(|| parse_map(self.traits_raw.as_deref()))
     }
 
     /// Track properties (built on first use).
@@ -188,7 +189,8 @@ impl Event {
 
     /// The context object (built on first use).
     pub fn context(&self) -> &Map<String, Value> {
-        self.context.get_or_init(|| parse_map(self.context_raw.as_deref()))
+        self.context
+            .get_or_init(|| parse_map(self.context_raw.as_deref()))
     }
 
     /// `traits` as the client's JSON text (always an object when present).

@@ -133,11 +133,17 @@ pub fn parse_batch(body: &[u8], limits: &Limits) -> Result<Batch, BodyError> {
         .ok_or_else(|| BodyError::NotABatch("missing `batch` array".into()))?;
     let write_key = env
         .write_key
-        .and_then(|r| serde_json::from_str::<Option<String>>(r.get()).ok().flatten())
+        .and_then(|r| {
+            serde_json::from_str::<Option<String>>(r.get())
+                .ok()
+                .flatten()
+        })
         .map(WriteKey);
-    let sent_at = env
-        .sent_at
-        .and_then(|r| serde_json::from_str::<Option<Timestamp>>(r.get()).ok().flatten());
+    let sent_at = env.sent_at.and_then(|r| {
+        serde_json::from_str::<Option<Timestamp>>(r.get())
+            .ok()
+            .flatten()
+    });
     let shared_context = env
         .context
         .and_then(|r| serde_json::from_str::<Map<String, Value>>(r.get()).ok())
@@ -240,7 +246,10 @@ fn diagnose(text: &str, index: usize, err: &serde_json::Error) -> ElementError {
         return at(None, "not a JSON object".into());
     };
     if !obj.contains_key("type") {
-        return at(Some("type"), "missing; expected \"identify\", \"track\", …".into());
+        return at(
+            Some("type"),
+            "missing; expected \"identify\", \"track\", …".into(),
+        );
     }
     for (field, want) in CHECKED {
         let Some(v) = obj.get(*field) else { continue };
@@ -258,7 +267,10 @@ fn diagnose(text: &str, index: usize, err: &serde_json::Error) -> ElementError {
             _ => false,
         };
         if !ok {
-            return at(Some(field), format!("expected a {want}, got {}", kind_of(v)));
+            return at(
+                Some(field),
+                format!("expected a {want}, got {}", kind_of(v)),
+            );
         }
     }
     at(None, err.to_string())

@@ -117,7 +117,10 @@ mod tests {
 
     #[test]
     fn strings_are_borrowed_unless_escaped() {
-        assert!(matches!(as_str(&raw(r#""plain""#)), Some(Cow::Borrowed("plain"))));
+        assert!(matches!(
+            as_str(&raw(r#""plain""#)),
+            Some(Cow::Borrowed("plain"))
+        ));
         assert_eq!(as_str(&raw(r#""a\"b""#)).unwrap(), "a\"b");
         assert!(as_str(&raw("12")).is_none());
     }

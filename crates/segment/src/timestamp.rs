@@ -120,11 +120,9 @@ impl Timestamp {
             return Err(TimestampError("trailing characters"));
         }
         let days = days_from_civil(year, month, day);
-        let secs = days * 86_400
-            + i64::from(hour) * 3600
-            + i64::from(minute) * 60
-            + i64::from(second)
-            - offset_secs;
+        let secs =
+            days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second)
+                - offset_secs;
         secs.checked_mul(1_000_000_000)
             .and_then(|n| n.checked_add(i64::from(nanos)))
             .map(Timestamp)
@@ -289,7 +287,13 @@ mod tests {
 
     #[test]
     fn garbage_and_impossible_dates_are_refused() {
-        for s in ["", "yesterday", "2026-02-30T00:00:00Z", "2026-01-01T25:00:00Z", "2026-01-01Tx"] {
+        for s in [
+            "",
+            "yesterday",
+            "2026-02-30T00:00:00Z",
+            "2026-01-01T25:00:00Z",
+            "2026-01-01Tx",
+        ] {
             assert!(Timestamp::parse(s).is_err(), "{s}");
         }
     }

@@ -20,14 +20,26 @@ const PYTHON_BATCH: &str = r#"{
 fn the_python_client_batch_parses() {
     let b = parse_batch(PYTHON_BATCH.as_bytes(), &Limits::default()).unwrap();
     assert_eq!(b.write_key.as_ref().map(|k| k.expose()), Some("WK_py"));
-    assert!(!format!("{b:?}").contains("WK_py"), "write keys are never printed");
-    assert_eq!(b.sent_at, Some(Timestamp::parse("2026-12-03T16:13:18.700Z").unwrap()));
+    assert!(
+        !format!("{b:?}").contains("WK_py"),
+        "write keys are never printed"
+    );
+    assert_eq!(
+        b.sent_at,
+        Some(Timestamp::parse("2026-12-03T16:13:18.700Z").unwrap())
+    );
     let e = b.elements[0].as_ref().unwrap();
     assert_eq!(e.kind, EventType::Identify);
     assert_eq!(e.anonymous_id, None);
     assert_eq!(e.user_id.as_deref(), Some("u1"));
-    assert_eq!(e.personas().unwrap().computation_key.as_deref(), Some("my_aud"));
-    assert_eq!(e.timestamp.unwrap().to_rfc3339(), "2026-12-03T16:13:18.561Z");
+    assert_eq!(
+        e.personas().unwrap().computation_key.as_deref(),
+        Some("my_aud")
+    );
+    assert_eq!(
+        e.timestamp.unwrap().to_rfc3339(),
+        "2026-12-03T16:13:18.561Z"
+    );
 }
 
 // design decision 9: one bad element never fails its neighbours; the error names index,
@@ -62,36 +74,63 @@ fn a_bad_element_fails_alone_with_index_field_and_reason() {
 
 #[test]
 fn other_call_types_are_kept_for_a_polite_skip() {
-    let b = parse_batch(br#"{"batch":[{"type":"page","name":"Home"},{"type":"futuristic"}]}"#, &Limits::default()).unwrap();
+    let b = parse_batch(
+        br#"{"batch":[{"type":"page","name":"Home"},{"type":"futuristic"}]}"#,
+        &Limits::default(),
+    )
+    .unwrap();
     assert_eq!(b.elements[0].as_ref().unwrap().kind, EventType::Page);
-    assert_eq!(b.elements[1].as_ref().unwrap().kind, EventType::Other("futuristic".into()));
+    assert_eq!(
+        b.elements[1].as_ref().unwrap().kind,
+        EventType::Other("futuristic".into())
+    );
 }
 
 // issue 3 item 1: 32 KB per event, 500 KB per batch; larger rejected with a clear error.
 #[test]
 fn size_limits_reject_with_a_clear_error() {
     let big_trait = "x".repeat(33 * 1024);
-    let body = format!(r#"{{"batch":[{{"type":"identify","userId":"a","traits":{{"t":"{big_trait}"}}}},{{"type":"identify","userId":"b"}}]}}"#);
+    let body = format!(
+        r#"{{"batch":[{{"type":"identify","userId":"a","traits":{{"t":"{big_trait}"}}}},{{"type":"identify","userId":"b"}}]}}"#
+    );
     let b = parse_batch(body.as_bytes(), &Limits::default()).unwrap();
     let err = b.elements[0].as_ref().unwrap_err();
     assert!(err.reason.contains("32768-byte limit"), "{err}");
     assert!(b.elements[1].is_ok());
 
-    let huge = format!(r#"{{"batch":[{}]}}"#, vec![r#"{"type":"identify","userId":"a"}"#; 20_000].join(","));
+    let huge = format!(
+        r#"{{"batch":[{}]}}"#,
+        vec![r#"{"type":"identify","userId":"a"}"#; 20_000].join(",")
+    );
     match parse_batch(huge.as_bytes(), &Limits::default()) {
         Err(BodyError::TooLarge { limit, .. }) => assert_eq!(limit, 500 * 1024),
         other => panic!("{other:?}"),
     }
-    let small = Limits { max_event_bytes: 10, max_batch_bytes: 100 };
+    let small = Limits {
+        max_event_bytes: 10,
+        max_batch_bytes: 100,
+    };
     assert!(parse_event(br#"{"type":"identify","userId":"a"}"#, &small).is_err());
 }
 
 #[test]
 fn a_body_that_is_not_json_or_not_a_batch_fails_whole() {
-    assert!(matches!(parse_batch(b"{not json", &Limits::default()), Err(BodyError::NotJson(_))));
-    assert!(matches!(parse_batch(br#"{"events":[]}"#, &Limits::default()), Err(BodyError::NotABatch(_))));
-    assert!(matches!(parse_batch(br#"{"batch":{}}"#, &Limits::default()), Err(BodyError::NotABatch(_))));
-    assert!(matches!(parse_batch(br#"[1]"#, &Limits::default()), Err(BodyError::NotABatch(_))));
+    assert!(matches!(
+        parse_batch(b"{not json", &Limits::default()),
+        Err(BodyError::NotJson(_))
+    ));
+    assert!(matches!(
+        parse_batch(br#"{"events":[]}"#, &Limits::default()),
+        Err(BodyError::NotABatch(_))
+    ));
+    assert!(matches!(
+        parse_batch(br#"{"batch":{}}"#, &Limits::default()),
+        Err(BodyError::NotABatch(_))
+    ));
+    assert!(matches!(
+        parse_batch(br#"[1]"#, &Limits::default()),
+        Err(BodyError::NotABatch(_))
+    ));
 }
 
 #[test]
@@ -114,5 +153,8 @@ fn ndjson_lines_stand_alone() {
     assert_eq!(r.len(), 3);
     assert!(r[0].is_ok());
     assert_eq!(r[1].as_ref().unwrap_err().index, 2);
-    assert_eq!(r[2].as_ref().unwrap().event.as_deref(), Some("Audience Entered"));
+    assert_eq!(
+        r[2].as_ref().unwrap().event.as_deref(),
+        Some("Audience Entered")
+    );
 }
