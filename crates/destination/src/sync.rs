@@ -1189,6 +1189,85 @@ mod tests {
         assert_eq!(free.rate, None);
     }
 
+    /// A project that refuses, with a 400, any request carrying one poisoned subscriber.
+    struct Poisoned {
+        calls: std::sync::atomic::AtomicU64,
+    }
+
+    impl ListApi for Poisoned {
+        async fn get_lists(&self) -> Result<iterable::GetListsResponse, iterable::Error> {
+            Ok(iterable::GetListsResponse::default())
+        }
+
+        async fn create_list(&self, _name: &str) -> Result<i64, iterable::Error> {
+            Ok(77)
+        }
+
+        async fn membership(
+            &self,
+            _op: MembershipOp,
+            body: Bytes,
+        ) -> Result<iterable::RawResponse, iterable::TransportError> {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            let poisoned = body.windows(15).any(|w| w == b"bad@example.com");
+            let (status, answer): (u16, &'static [u8]) = if poisoned {
+                (
+                    400,
+                    br#"{"msg":"[/api/lists/subscribe] Invalid JSON body","code":"BadJsonBody","params":{"obj.subscribers[3].dataFields":"error"}}"#,
+                )
+            } else {
+                (200, br#"{"successCount":1,"failCount":0}"#)
+            };
+            Ok(iterable::RawResponse {
+                status,
+                body: Bytes::from_static(answer),
+                retry_after: None,
+            })
+        }
+    }
+
+    // design decision 9: a 400 (not invalidListId) splits the request in halves down to one
+    // subscriber; the bad one is rejected with Iterable's message, the others delivered.
+    #[tokio::test]
+    async fn bad_request_is_split_until_the_bad_subscriber_fails_alone() {
+        let api = Arc::new(Poisoned {
+            calls: std::sync::atomic::AtomicU64::new(0),
+        });
+        let dest = DestinationSettings::new(ApiKey::new("k"), ProjectType::Email);
+        let exec = Executor::with_parts(
+            dest,
+            api.clone(),
+            SyncSettings::default(),
+            Arc::new(MemoryMappingStore::new()),
+            Arc::new(ManualClock::new()),
+        );
+        let mut events: Vec<Event> = (0..8)
+            .map(|i| event("aud", &format!("ok{i}@example.com"), true))
+            .collect();
+        events[5] = event("aud", "bad@example.com", true);
+        let report = exec.sync_events(&events).await;
+        for (i, o) in report.outcomes.iter().enumerate() {
+            if i == 5 {
+                let Outcome::Rejected { reason } = o else {
+                    panic!("{o:?}")
+                };
+                assert_eq!(reason.code, ReasonCode::IterableRejected);
+                assert!(reason.message.contains("BadJsonBody"), "{reason:?}");
+            } else {
+                assert!(matches!(o, Outcome::Delivered), "{i}: {o:?}");
+            }
+        }
+        // 8 → 4+4 → 2+2 → 1+1: seven requests, the bad one alone at the end.
+        assert_eq!(api.calls.load(Ordering::Relaxed), 7);
+        let last_bad = report
+            .requests
+            .iter()
+            .rfind(|r| r.status == Some(400))
+            .expect("a 400");
+        let body: serde_json::Value = serde_json::from_slice(&last_bad.body).unwrap();
+        assert_eq!(body["subscribers"].as_array().unwrap().len(), 1);
+    }
+
     // A sync future must be spawnable (the service runs it on a multi-threaded runtime).
     #[test]
     fn sync_future_is_send() {
