@@ -31,6 +31,7 @@ struct Cli {
 enum Command {
     Sim(commands::sim::SimArgs),
     Eval(commands::eval::EvalArgs),
+    Send(commands::send::SendArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sim(args) => commands::sim::run(args),
         Command::Eval(args) => commands::eval::run(args),
+        Command::Send(args) => commands::send::run(args),
     };
     match result {
         Ok(code) => code,
