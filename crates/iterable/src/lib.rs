@@ -12,6 +12,8 @@
 //! The API key is sent only in the `Api-Key` header and never appears in `Debug` output, logs
 //! or error messages.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod client;
 pub mod error;
