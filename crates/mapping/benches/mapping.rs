@@ -60,20 +60,31 @@ fn bench(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(5));
     let default = ActionMapping::default_mapping();
     let custom = custom();
-    g.bench_function("default_mapping", |b| b.iter(|| black_box(run(&default, black_box(&events)))));
-    g.bench_function("custom_mapping", |b| b.iter(|| black_box(run(&custom, black_box(&events)))));
+    g.bench_function("default_mapping", |b| {
+        b.iter(|| black_box(run(&default, black_box(&events))))
+    });
+    g.bench_function("custom_mapping", |b| {
+        b.iter(|| black_box(run(&custom, black_box(&events))))
+    });
     g.finish();
 }
 
 /// CPU time used by this thread, from Linux's schedstat (nanoseconds on CPU).
 fn thread_cpu() -> Option<Duration> {
     let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    s.split_whitespace().next()?.parse().ok().map(Duration::from_nanos)
+    s.split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+        .map(Duration::from_nanos)
 }
 
 fn cpu_figures() {
     let events: Vec<Value> = (0..N).map(event).collect();
-    for (name, m) in [("default mapping", ActionMapping::default_mapping()), ("custom mapping", custom())] {
+    for (name, m) in [
+        ("default mapping", ActionMapping::default_mapping()),
+        ("custom mapping", custom()),
+    ] {
         let rounds = 20;
         let (Some(c0), w0) = (thread_cpu(), Instant::now()) else {
             println!("events per CPU-second: unavailable (no /proc/thread-self/schedstat)");

@@ -11,8 +11,14 @@ use crate::mapping::Mapping;
 use crate::trigger::{DEFAULT_TRIGGER, Trigger};
 
 /// The action's fields, in the order they are documented.
-pub const ACTION_FIELDS: &[&str] =
-    &["email", "userId", "dataFields", "traitsOrProperties", "segmentAudienceKey", "segmentAudienceId"];
+pub const ACTION_FIELDS: &[&str] = &[
+    "email",
+    "userId",
+    "dataFields",
+    "traitsOrProperties",
+    "segmentAudienceKey",
+    "segmentAudienceId",
+];
 
 /// Default `email`: `traits.email`, else `context.traits.email`, else `properties.email`
 /// (a `null` counts as absent, as `@if exists` does).
@@ -31,7 +37,8 @@ pub const DEFAULT_TRAITS_OR_PROPERTIES: &str = r#"{"@path":{"@replace":{"value":
 pub const DEFAULT_SEGMENT_AUDIENCE_KEY: &str = r#"{"@path":"$.context.personas.computation_key"}"#;
 
 /// Default `segmentAudienceId`.
-pub const DEFAULT_SEGMENT_AUDIENCE_ID: &str = r#"{"@path":"$.context.personas.external_audience_id"}"#;
+pub const DEFAULT_SEGMENT_AUDIENCE_ID: &str =
+    r#"{"@path":"$.context.personas.external_audience_id"}"#;
 
 /// The default field mapping as one JSON object. `dataFields` has no default: none are sent
 /// unless configured (design decision 6).
@@ -45,7 +52,10 @@ pub fn default_fields() -> Map<String, Value> {
         ("segmentAudienceId", DEFAULT_SEGMENT_AUDIENCE_ID),
     ] {
         // The constants are fixed JSON, checked by the tests.
-        m.insert(k.to_owned(), serde_json::from_str(src).unwrap_or(Value::Null));
+        m.insert(
+            k.to_owned(),
+            serde_json::from_str(src).unwrap_or(Value::Null),
+        );
     }
     m
 }
@@ -79,7 +89,12 @@ fn default_trigger() -> String {
 
 impl Default for MappingSpec {
     fn default() -> Self {
-        Self { name: None, enabled: true, trigger: default_trigger(), fields: Map::new() }
+        Self {
+            name: None,
+            enabled: true,
+            trigger: default_trigger(),
+            fields: Map::new(),
+        }
     }
 }
 
@@ -96,7 +111,11 @@ pub struct SpecError {
 impl SpecError {
     /// Every problem, one sentence each.
     pub fn reasons(&self) -> Vec<String> {
-        let mut out: Vec<String> = self.trigger.iter().map(|e| format!("trigger: {e}")).collect();
+        let mut out: Vec<String> = self
+            .trigger
+            .iter()
+            .map(|e| format!("trigger: {e}"))
+            .collect();
         if let Some(m) = &self.mapping {
             out.extend(m.errors.iter().map(ToString::to_string));
         }
@@ -154,7 +173,10 @@ impl ActionMapping {
             if !ACTION_FIELDS.contains(&k.as_str()) && k != ROOT_DIRECTIVE_KEY {
                 unknown.push(crate::error::ValidationError {
                     path: format!("mapping.{k}"),
-                    message: format!("unknown field (the fields are {})", ACTION_FIELDS.join(", ")),
+                    message: format!(
+                        "unknown field (the fields are {})",
+                        ACTION_FIELDS.join(", ")
+                    ),
                 });
             }
             fields.insert(k.clone(), v.clone());
@@ -169,10 +191,16 @@ impl ActionMapping {
             }
         };
         match (trigger, mapping, mapping_err) {
-            (Ok(trigger), Ok(mapping), None) => {
-                Ok(Self { name: spec.name.clone(), enabled: spec.enabled, trigger, mapping })
-            }
-            (trigger, _, mapping) => Err(SpecError { trigger: trigger.err(), mapping }),
+            (Ok(trigger), Ok(mapping), None) => Ok(Self {
+                name: spec.name.clone(),
+                enabled: spec.enabled,
+                trigger,
+                mapping,
+            }),
+            (trigger, _, mapping) => Err(SpecError {
+                trigger: trigger.err(),
+                mapping,
+            }),
         }
     }
 
@@ -212,7 +240,7 @@ impl ActionMapping {
 
     /// Maps the event to the action's typed fields.
     pub fn map(&self, event: &Value) -> Result<MappedFields, MapError> {
-        Ok(typed_fields(self.mapping.apply(event)?)?)
+        typed_fields(self.mapping.apply(event)?)
     }
 }
 
@@ -252,7 +280,14 @@ fn typed_fields(raw: Value) -> Result<MappedFields, MapError> {
     if !problems.is_empty() {
         return Err(MapError::Fields(problems));
     }
-    Ok(MappedFields { email, user_id, data_fields, traits_or_properties, segment_audience_key, segment_audience_id })
+    Ok(MappedFields {
+        email,
+        user_id,
+        data_fields,
+        traits_or_properties,
+        segment_audience_key,
+        segment_audience_id,
+    })
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -268,8 +303,14 @@ fn kind(v: &Value) -> &'static str {
 
 /// Picks the mapping that handles an event: the first enabled one, in declared order, whose
 /// trigger matches (design decision 8). `None` means the event is skipped.
-pub fn select<'a>(mappings: &'a [ActionMapping], event: &Value) -> Option<(usize, &'a ActionMapping)> {
-    mappings.iter().enumerate().find(|(_, m)| m.enabled && m.matches(event))
+pub fn select<'a>(
+    mappings: &'a [ActionMapping],
+    event: &Value,
+) -> Option<(usize, &'a ActionMapping)> {
+    mappings
+        .iter()
+        .enumerate()
+        .find(|(_, m)| m.enabled && m.matches(event))
 }
 
 /// What [`test_mapping`] found for one event and one mapping.
@@ -309,9 +350,17 @@ pub fn test_mapping(event: &Value, spec: &MappingSpec) -> Result<TestMappingRepo
         }
     };
     if !trigger_matched {
-        reasons.push(format!("the trigger `{}` does not match this event", m.trigger));
+        reasons.push(format!(
+            "the trigger `{}` does not match this event",
+            m.trigger
+        ));
     }
-    Ok(TestMappingReport { trigger_matched, raw, fields, reasons })
+    Ok(TestMappingReport {
+        trigger_matched,
+        raw,
+        fields,
+        reasons,
+    })
 }
 
 /// A ready-made mapping for a common kind of audience event.
@@ -326,8 +375,11 @@ pub struct Preset {
 }
 
 /// Identify audience events.
-pub const PRESET_IDENTIFY: Preset =
-    Preset { slug: "identify_audience_membership", name: "Audience membership (identify)", trigger: r#"type = "identify""# };
+pub const PRESET_IDENTIFY: Preset = Preset {
+    slug: "identify_audience_membership",
+    name: "Audience membership (identify)",
+    trigger: r#"type = "identify""#,
+};
 
 /// Track audience events: `Audience Entered` / `Audience Exited`.
 pub const PRESET_TRACK: Preset = Preset {
@@ -351,7 +403,12 @@ pub const PRESET_JOURNEY_STEP: Preset = Preset {
 };
 
 /// Every preset.
-pub const PRESETS: &[Preset] = &[PRESET_IDENTIFY, PRESET_TRACK, PRESET_LINKED_AUDIENCE, PRESET_JOURNEY_STEP];
+pub const PRESETS: &[Preset] = &[
+    PRESET_IDENTIFY,
+    PRESET_TRACK,
+    PRESET_LINKED_AUDIENCE,
+    PRESET_JOURNEY_STEP,
+];
 
 /// The Linked Audiences root directive: flattens `<container>.data_graph_entity_context`
 /// into `<container>` with `__` and arrays kept whole, then removes the context key
@@ -389,8 +446,16 @@ impl Preset {
     pub fn spec(&self) -> MappingSpec {
         let mut fields = Map::new();
         if self.slug == PRESET_LINKED_AUDIENCE.slug {
-            fields.insert(ROOT_DIRECTIVE_KEY.to_owned(), linked_audience_root_directive("traits"));
+            fields.insert(
+                ROOT_DIRECTIVE_KEY.to_owned(),
+                linked_audience_root_directive("traits"),
+            );
         }
-        MappingSpec { name: Some(self.name.to_owned()), enabled: true, trigger: self.trigger.to_owned(), fields }
+        MappingSpec {
+            name: Some(self.name.to_owned()),
+            enabled: true,
+            trigger: self.trigger.to_owned(),
+            fields,
+        }
     }
 }

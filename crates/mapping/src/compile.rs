@@ -40,7 +40,9 @@ pub(crate) struct Compiler {
 
 fn contains_directive(v: &Value) -> bool {
     match v {
-        Value::Object(m) => m.iter().any(|(k, v)| k.starts_with('@') || contains_directive(v)),
+        Value::Object(m) => m
+            .iter()
+            .any(|(k, v)| k.starts_with('@') || contains_directive(v)),
         Value::Array(items) => items.iter().any(contains_directive),
         _ => false,
     }
@@ -56,7 +58,10 @@ impl Compiler {
     }
 
     fn error(&mut self, path: &str, message: impl Into<String>) -> Node {
-        self.errors.push(ValidationError { path: path.to_owned(), message: message.into() });
+        self.errors.push(ValidationError {
+            path: path.to_owned(),
+            message: message.into(),
+        });
         Node::Undefined
     }
 
@@ -71,17 +76,29 @@ impl Compiler {
         };
         let root_path = child(path, ROOT_DIRECTIVE_KEY);
         let Value::Object(root_obj) = root else {
-            return self.error(&root_path, "the root directive must be an object holding one directive");
+            return self.error(
+                &root_path,
+                "the root directive must be an object holding one directive",
+            );
         };
         let mut keys = root_obj.keys();
         let (Some(name), None) = (keys.next(), keys.next()) else {
-            return self.error(&root_path, "the root mapping must hold exactly one directive");
+            return self.error(
+                &root_path,
+                "the root mapping must hold exactly one directive",
+            );
         };
         let Some(Value::Object(opts)) = root_obj.get(name) else {
-            return self.error(&child(&root_path, name), "the root directive's options must be an object");
+            return self.error(
+                &child(&root_path, name),
+                "the root directive's options must be an object",
+            );
         };
-        let rest: Map<String, Value> =
-            map.iter().filter(|(k, _)| *k != ROOT_DIRECTIVE_KEY).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let rest: Map<String, Value> = map
+            .iter()
+            .filter(|(k, _)| *k != ROOT_DIRECTIVE_KEY)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let mut opts = opts.clone();
         opts.insert("mapping".to_owned(), Value::Object(rest));
         let mut directive = Map::new();
@@ -96,15 +113,29 @@ impl Compiler {
         }
         match v {
             Value::Array(items) => Node::Array(
-                items.iter().enumerate().map(|(i, item)| self.value(item, &format!("{path}[{i}]"))).collect(),
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| self.value(item, &format!("{path}[{i}]")))
+                    .collect(),
             ),
             Value::Object(map) => {
                 let directives: Vec<&String> = map.keys().filter(|k| k.starts_with('@')).collect();
                 match (directives.as_slice(), map.len()) {
-                    ([], _) => Node::Object(map.iter().map(|(k, v)| (k.clone(), self.value(v, &child(path, k)))).collect()),
+                    ([], _) => Node::Object(
+                        map.iter()
+                            .map(|(k, v)| (k.clone(), self.value(v, &child(path, k))))
+                            .collect(),
+                    ),
                     ([name], 1) => self.directive(name, &map[name.as_str()], path),
-                    ([_], _) => self.error(path, "a directive cannot be mixed with other keys in the same object"),
-                    _ => self.error(path, format!("only one directive per object, found {}", directives.len())),
+                    ([_], _) => self.error(
+                        path,
+                        "a directive cannot be mixed with other keys in the same object",
+                    ),
+                    _ => self.error(
+                        path,
+                        format!("only one directive per object, found {}", directives.len()),
+                    ),
                 }
             }
             _ => Node::Raw(v.clone()),
@@ -112,10 +143,17 @@ impl Compiler {
     }
 
     /// A string, or a directive that yields one at run time.
-    fn string_or_directive(&mut self, name: &str, v: &Value, path: &str) -> Result<Result<String, Node>, ()> {
+    fn string_or_directive(
+        &mut self,
+        name: &str,
+        v: &Value,
+        path: &str,
+    ) -> Result<Result<String, Node>, ()> {
         match v {
             Value::String(s) => Ok(Ok(s.clone())),
-            Value::Object(m) if m.len() == 1 && m.keys().all(|k| k.starts_with('@')) => Ok(Err(self.value(v, path))),
+            Value::Object(m) if m.len() == 1 && m.keys().all(|k| k.starts_with('@')) => {
+                Ok(Err(self.value(v, path)))
+            }
             _ => {
                 self.error(path, format!("{name} expects a string"));
                 Err(())
@@ -123,7 +161,12 @@ impl Compiler {
         }
     }
 
-    fn options<'a>(&mut self, name: &str, v: &'a Value, path: &str) -> Option<&'a Map<String, Value>> {
+    fn options<'a>(
+        &mut self,
+        name: &str,
+        v: &'a Value,
+        path: &str,
+    ) -> Option<&'a Map<String, Value>> {
         match v {
             Value::Object(m) => Some(m),
             _ => {
@@ -138,19 +181,28 @@ impl Compiler {
         match name {
             "@path" => match self.string_or_directive(name, arg, path) {
                 Ok(Ok(s)) => Node::Path(Path::parse_mapping_path(&s)),
-                Ok(Err(node)) => Node::DynPath { arg: Box::new(node), at: at.into() },
+                Ok(Err(node)) => Node::DynPath {
+                    arg: Box::new(node),
+                    at: at.into(),
+                },
                 Err(()) => Node::Undefined,
             },
             "@template" => match self.string_or_directive(name, arg, path) {
                 Ok(Ok(s)) => Node::Template(Template::compile(&s)),
-                Ok(Err(node)) => Node::DynTemplate { arg: Box::new(node), at: at.into() },
+                Ok(Err(node)) => Node::DynTemplate {
+                    arg: Box::new(node),
+                    at: at.into(),
+                },
                 Err(()) => Node::Undefined,
             },
             "@literal" => self.value(arg, &at),
             "@excludeWhenNull" => Node::ExcludeWhenNull(Box::new(self.value(arg, &at))),
             "@liquid" => match arg {
                 Value::String(s) => match LiquidTemplate::compile(s) {
-                    Ok(t) => Node::Liquid { template: Box::new(t), at: at.into() },
+                    Ok(t) => Node::Liquid {
+                        template: Box::new(t),
+                        at: at.into(),
+                    },
                     Err(m) => self.error(path, m),
                 },
                 _ => self.error(path, "@liquid expects a string"),
@@ -168,65 +220,118 @@ impl Compiler {
     }
 
     fn if_directive(&mut self, arg: &Value, path: &str, at: &str) -> Node {
-        let Some(opts) = self.options("@if", arg, path) else { return Node::Undefined };
+        let Some(opts) = self.options("@if", arg, path) else {
+            return Node::Undefined;
+        };
         let truthy = |k: &str| opts.get(k).is_some_and(js::truthy);
         if !truthy("exists") && !truthy("blank") {
-            return self.error(path, "@if requires an \"exists\" or a \"blank\" key holding a path or value");
+            return self.error(
+                path,
+                "@if requires an \"exists\" or a \"blank\" key holding a path or value",
+            );
         }
         // Segment checks `exists` first whenever the key is present, even with a falsy value.
-        let (exists, key) = if opts.contains_key("exists") { (true, "exists") } else { (false, "blank") };
+        let (exists, key) = if opts.contains_key("exists") {
+            (true, "exists")
+        } else {
+            (false, "blank")
+        };
         let test = self.value(&opts[key], &child(at, key));
         let then = opts.get("then").map(|v| self.value(v, &child(at, "then")));
         // `else` is used only when its mapping value is truthy (engage-events.md §2.2).
-        let otherwise = opts.get("else").filter(|v| js::truthy(v)).map(|v| self.value(v, &child(at, "else")));
-        Node::If(Box::new(IfNode { exists, test, then, otherwise }))
+        let otherwise = opts
+            .get("else")
+            .filter(|v| js::truthy(v))
+            .map(|v| self.value(v, &child(at, "else")));
+        Node::If(Box::new(IfNode {
+            exists,
+            test,
+            then,
+            otherwise,
+        }))
     }
 
     fn array_path(&mut self, arg: &Value, path: &str, at: &str) -> Node {
-        let Value::Array(items) = arg else { return self.error(path, "@arrayPath expects an array") };
+        let Value::Array(items) = arg else {
+            return self.error(path, "@arrayPath expects an array");
+        };
         let root = match items.first() {
             Some(Value::String(s)) => Node::Path(Path::parse_mapping_path(s)),
             Some(v) => self.value(v, &format!("{at}[0]")),
             None => return self.error(path, "@arrayPath expects a path as its first item"),
         };
         let shape = match items.get(1) {
-            Some(v @ Value::Object(m)) if !m.is_empty() => Some(Box::new(self.value(v, &format!("{at}[1]")))),
+            Some(v @ Value::Object(m)) if !m.is_empty() => {
+                Some(Box::new(self.value(v, &format!("{at}[1]"))))
+            }
             None | Some(Value::Object(_)) => None,
             Some(_) => return self.error(path, "@arrayPath expects an object as its item shape"),
         };
-        Node::ArrayPath { root: Box::new(root), shape }
+        Node::ArrayPath {
+            root: Box::new(root),
+            shape,
+        }
     }
 
     fn case(&mut self, arg: &Value, path: &str, at: &str) -> Node {
-        let Some(opts) = self.options("@case", arg, path) else { return Node::Undefined };
+        let Some(opts) = self.options("@case", arg, path) else {
+            return Node::Undefined;
+        };
         let upper = match opts.get("operator") {
             Some(Value::String(s)) if s == "upper" => true,
             Some(Value::String(s)) if s == "lower" => false,
-            _ => return self.error(path, "@case requires an \"operator\" of \"lower\" or \"upper\""),
+            _ => {
+                return self.error(
+                    path,
+                    "@case requires an \"operator\" of \"lower\" or \"upper\"",
+                );
+            }
         };
         match opts.get("value").filter(|v| js::truthy(v)) {
-            Some(v) => Node::Case { upper, value: Box::new(self.value(v, &child(at, "value"))) },
+            Some(v) => Node::Case {
+                upper,
+                value: Box::new(self.value(v, &child(at, "value"))),
+            },
             None => Node::Undefined,
         }
     }
 
-    fn replace_string(&mut self, opts: &Map<String, Value>, key: &str, path: &str, required: bool) -> Option<String> {
+    fn replace_string(
+        &mut self,
+        opts: &Map<String, Value>,
+        key: &str,
+        path: &str,
+        required: bool,
+    ) -> Option<String> {
         match opts.get(key) {
             Some(Value::String(s)) if js::js_len(s) > MAX_REPLACE_LENGTH => {
-                self.error(path, format!("@replace \"{key}\" must be at most {MAX_REPLACE_LENGTH} characters"));
+                self.error(
+                    path,
+                    format!("@replace \"{key}\" must be at most {MAX_REPLACE_LENGTH} characters"),
+                );
                 None
             }
             Some(Value::String(s)) if !(required && s.is_empty()) => Some(s.clone()),
             None | Some(Value::Null) if !required => Some(String::new()),
             _ => {
-                let what = if required { "a non-empty string" } else { "a string" };
+                let what = if required {
+                    "a non-empty string"
+                } else {
+                    "a string"
+                };
                 self.error(path, format!("@replace \"{key}\" must be {what}"));
                 None
             }
         }
     }
 
-    fn replace_flag(&mut self, opts: &Map<String, Value>, key: &str, default: bool, path: &str) -> bool {
+    fn replace_flag(
+        &mut self,
+        opts: &Map<String, Value>,
+        key: &str,
+        default: bool,
+        path: &str,
+    ) -> bool {
         match opts.get(key) {
             None | Some(Value::Null) => default,
             Some(Value::Bool(b)) => *b,
@@ -238,7 +343,9 @@ impl Compiler {
     }
 
     fn replace(&mut self, arg: &Value, path: &str, at: &str) -> Node {
-        let Some(opts) = self.options("@replace", arg, path) else { return Node::Undefined };
+        let Some(opts) = self.options("@replace", arg, path) else {
+            return Node::Undefined;
+        };
         let pattern = self.replace_string(opts, "pattern", path, true);
         let replacement = self.replace_string(opts, "replacement", path, false);
         let second = match opts.get("pattern2").filter(|v| js::truthy(v)) {
@@ -251,8 +358,13 @@ impl Compiler {
         };
         let global = self.replace_flag(opts, "global", true, path);
         let ignorecase = self.replace_flag(opts, "ignorecase", false, path);
-        let value = opts.get("value").filter(|v| js::truthy(v)).map(|v| self.value(v, &child(at, "value")));
-        let (Some(pattern), Some(replacement)) = (pattern, replacement) else { return Node::Undefined };
+        let value = opts
+            .get("value")
+            .filter(|v| js::truthy(v))
+            .map(|v| self.value(v, &child(at, "value")));
+        let (Some(pattern), Some(replacement)) = (pattern, replacement) else {
+            return Node::Undefined;
+        };
         let Some(first) = literal_regex(&pattern, ignorecase) else {
             return self.error(path, "@replace pattern is too complex");
         };
@@ -272,7 +384,9 @@ impl Compiler {
             None => None,
         };
         // Without a (truthy) value Segment returns nothing at all.
-        let Some(value) = value else { return Node::Undefined };
+        let Some(value) = value else {
+            return Node::Undefined;
+        };
         Node::Replace(Box::new(ReplaceNode {
             value,
             literal,
@@ -283,11 +397,20 @@ impl Compiler {
     }
 
     fn merge(&mut self, arg: &Value, path: &str, at: &str) -> Node {
-        let Some(opts) = self.options("@merge", arg, path) else { return Node::Undefined };
+        let Some(opts) = self.options("@merge", arg, path) else {
+            return Node::Undefined;
+        };
         let direction = match opts.get("direction") {
-            Some(Value::String(s)) if s == "left" || s == "right" => Node::Raw(Value::String(s.clone())),
+            Some(Value::String(s)) if s == "left" || s == "right" => {
+                Node::Raw(Value::String(s.clone()))
+            }
             Some(v @ Value::Object(_)) => self.value(v, &child(at, "direction")),
-            _ => return self.error(path, "@merge requires a \"direction\" of \"left\" or \"right\""),
+            _ => {
+                return self.error(
+                    path,
+                    "@merge requires a \"direction\" of \"left\" or \"right\"",
+                );
+            }
         };
         let objects = match opts.get("objects") {
             Some(Value::Array(items)) => items
@@ -296,18 +419,27 @@ impl Compiler {
                 .map(|(i, v)| match v {
                     // Keep literal objects as objects so that `undefined` entries can override.
                     Value::Object(m) if !m.keys().any(|k| k.starts_with('@')) => Node::Object(
-                        m.iter().map(|(k, v)| (k.clone(), self.value(v, &format!("{at}.objects[{i}].{k}")))).collect(),
+                        m.iter()
+                            .map(|(k, v)| {
+                                (k.clone(), self.value(v, &format!("{at}.objects[{i}].{k}")))
+                            })
+                            .collect(),
                     ),
                     v => self.value(v, &format!("{at}.objects[{i}]")),
                 })
                 .collect(),
             _ => return self.error(path, "@merge requires an \"objects\" array"),
         };
-        Node::Merge { objects, direction: Box::new(direction) }
+        Node::Merge {
+            objects,
+            direction: Box::new(direction),
+        }
     }
 
     fn transform(&mut self, arg: &Value, path: &str, at: &str) -> Node {
-        let Some(opts) = self.options("@transform", arg, path) else { return Node::Undefined };
+        let Some(opts) = self.options("@transform", arg, path) else {
+            return Node::Undefined;
+        };
         let apply = match opts.get("apply") {
             Some(v @ Value::Object(_)) => self.root(v, &child(at, "apply")),
             _ => return self.error(path, "@transform requires an \"apply\" object"),
@@ -316,31 +448,54 @@ impl Compiler {
             Some(v) if js::truthy(v) => self.value(v, &child(at, "mapping")),
             _ => return self.error(path, "@transform requires a \"mapping\""),
         };
-        Node::Transform { apply: Box::new(apply), mapping: Box::new(mapping), at: at.into() }
+        Node::Transform {
+            apply: Box::new(apply),
+            mapping: Box::new(mapping),
+            at: at.into(),
+        }
     }
 
     fn flatten(&mut self, arg: &Value, path: &str, at: &str) -> Node {
-        let Some(opts) = self.options("@flatten", arg, path) else { return Node::Undefined };
+        let Some(opts) = self.options("@flatten", arg, path) else {
+            return Node::Undefined;
+        };
         let separator = match opts.get("separator") {
             Some(Value::String(s)) if !s.is_empty() => Node::Raw(Value::String(s.clone())),
             Some(v @ Value::Object(_)) => self.value(v, &child(at, "separator")),
             _ => return self.error(path, "@flatten requires a non-empty string \"separator\""),
         };
-        let value = opts.get("value").map_or(Node::Undefined, |v| self.value(v, &child(at, "value")));
+        let value = opts
+            .get("value")
+            .map_or(Node::Undefined, |v| self.value(v, &child(at, "value")));
         // Segment reads `omitArrays` unresolved, by truthiness.
         let omit_arrays = opts.get("omitArrays").is_some_and(js::truthy);
-        Node::Flatten { value: Box::new(value), separator: Box::new(separator), omit_arrays, at: at.into() }
+        Node::Flatten {
+            value: Box::new(value),
+            separator: Box::new(separator),
+            omit_arrays,
+            at: at.into(),
+        }
     }
 
     fn json(&mut self, arg: &Value, path: &str, at: &str) -> Node {
-        let Some(opts) = self.options("@json", arg, path) else { return Node::Undefined };
+        let Some(opts) = self.options("@json", arg, path) else {
+            return Node::Undefined;
+        };
         let encode = match opts.get("mode") {
             Some(Value::String(s)) if s == "encode" => true,
             Some(Value::String(s)) if s == "decode" => false,
-            _ => return self.error(path, "@json requires a \"mode\" of \"encode\" or \"decode\""),
+            _ => {
+                return self.error(
+                    path,
+                    "@json requires a \"mode\" of \"encode\" or \"decode\"",
+                );
+            }
         };
         match opts.get("value").filter(|v| js::truthy(v)) {
-            Some(v) => Node::Json { encode, value: Box::new(self.value(v, &child(at, "value"))) },
+            Some(v) => Node::Json {
+                encode,
+                value: Box::new(self.value(v, &child(at, "value"))),
+            },
             None => self.error(path, "@json requires a \"value\""),
         }
     }
@@ -348,5 +503,8 @@ impl Compiler {
 
 /// Patterns are literal text, never regular expressions (Segment escapes them).
 fn literal_regex(pattern: &str, ignorecase: bool) -> Option<Regex> {
-    RegexBuilder::new(&regex::escape(pattern)).case_insensitive(ignorecase).build().ok()
+    RegexBuilder::new(&regex::escape(pattern))
+        .case_insensitive(ignorecase)
+        .build()
+        .ok()
 }

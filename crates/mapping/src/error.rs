@@ -27,7 +27,11 @@ pub struct MappingError {
 }
 
 fn join(errors: &[ValidationError]) -> String {
-    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A valid mapping that could not be applied to one event (for example a `@path` whose

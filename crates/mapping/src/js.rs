@@ -84,7 +84,11 @@ pub(crate) fn string_to_number(s: &str) -> f64 {
     if t.is_empty() {
         return 0.0;
     }
-    let radix = |p: &str, r: u32| u64::from_str_radix(p, r).map(|n| n as f64).unwrap_or(f64::NAN);
+    let radix = |p: &str, r: u32| {
+        u64::from_str_radix(p, r)
+            .map(|n| n as f64)
+            .unwrap_or(f64::NAN)
+    };
     if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
         return radix(h, 16);
     }
@@ -100,7 +104,9 @@ pub(crate) fn string_to_number(s: &str) -> f64 {
         _ => {}
     }
     // Rust accepts "inf", "nan" and friends that JavaScript does not.
-    if t.chars().any(|c| c.is_ascii_alphabetic() && c != 'e' && c != 'E') {
+    if t.chars()
+        .any(|c| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
+    {
         return f64::NAN;
     }
     t.parse::<f64>().unwrap_or(f64::NAN)
@@ -208,6 +214,9 @@ mod tests {
 
     #[test]
     fn stringify_prints_integral_floats_as_integers() {
-        assert_eq!(stringify(&json!({"a": [1.0, "x\"y"], "b": null})), r#"{"a":[1,"x\"y"],"b":null}"#);
+        assert_eq!(
+            stringify(&json!({"a": [1.0, "x\"y"], "b": null})),
+            r#"{"a":[1,"x\"y"],"b":null}"#
+        );
     }
 }

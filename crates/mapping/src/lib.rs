@@ -13,6 +13,8 @@
 //!   fields, their defaults written in the mapping language, presets, and
 //!   [`test_mapping`] for one event and one mapping.
 
+#![warn(missing_docs)]
+
 mod action;
 mod compile;
 mod error;
@@ -25,10 +27,11 @@ mod template;
 mod trigger;
 
 pub use action::{
-    ACTION_FIELDS, ActionMapping, DEFAULT_EMAIL, DEFAULT_SEGMENT_AUDIENCE_ID, DEFAULT_SEGMENT_AUDIENCE_KEY,
-    DEFAULT_TRAITS_OR_PROPERTIES, DEFAULT_USER_ID, MapError, MappedFields, MappingSpec, PRESET_IDENTIFY,
-    PRESET_JOURNEY_STEP, PRESET_LINKED_AUDIENCE, PRESET_TRACK, PRESETS, Preset, SpecError, TestMappingReport,
-    default_fields, linked_audience_root_directive, select, test_mapping,
+    ACTION_FIELDS, ActionMapping, DEFAULT_EMAIL, DEFAULT_SEGMENT_AUDIENCE_ID,
+    DEFAULT_SEGMENT_AUDIENCE_KEY, DEFAULT_TRAITS_OR_PROPERTIES, DEFAULT_USER_ID, MapError,
+    MappedFields, MappingSpec, PRESET_IDENTIFY, PRESET_JOURNEY_STEP, PRESET_LINKED_AUDIENCE,
+    PRESET_TRACK, PRESETS, Preset, SpecError, TestMappingReport, default_fields,
+    linked_audience_root_directive, select, test_mapping,
 };
 pub use compile::{DIRECTIVES, MAX_REPLACE_LENGTH, ROOT_DIRECTIVE_KEY};
 pub use error::{EvalError, MappingError, TriggerError, ValidationError};

@@ -120,7 +120,10 @@ fn find_disabled(src: &str) -> Option<String> {
     let mut rest = src;
     while let Some(i) = rest.find("{%") {
         let after = rest[i + 2..].trim_start_matches('-').trim_start();
-        let word: String = after.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        let word: String = after
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
         if DISABLED_TAGS.contains(&word.as_str()) {
             return Some(format!("tag \"{word}\" is disabled"));
         }
@@ -128,7 +131,10 @@ fn find_disabled(src: &str) -> Option<String> {
     }
     for (i, _) in src.match_indices('|') {
         let after = src[i + 1..].trim_start();
-        let word: String = after.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        let word: String = after
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
         if DISABLED_FILTERS.contains(&word.as_str()) {
             return Some(format!("filter \"{word}\" is disabled"));
         }
@@ -140,7 +146,9 @@ impl LiquidTemplate {
     /// Validates and parses a template.
     pub(crate) fn compile(src: &str) -> Result<Self, String> {
         if js::js_len(src) > MAX_LIQUID_LENGTH {
-            return Err(format!("@liquid templates are limited to {MAX_LIQUID_LENGTH} characters"));
+            return Err(format!(
+                "@liquid templates are limited to {MAX_LIQUID_LENGTH} characters"
+            ));
         }
         if src.is_empty() {
             return Ok(Self { template: None });
@@ -148,21 +156,30 @@ impl LiquidTemplate {
         if let Some(msg) = find_disabled(src) {
             return Err(format!("@liquid: {msg}"));
         }
-        let parser = parser().ok_or_else(|| "@liquid: the template engine failed to start".to_owned())?;
+        let parser =
+            parser().ok_or_else(|| "@liquid: the template engine failed to start".to_owned())?;
         let template = parser
             .parse(src)
             .map_err(|e| format!("@liquid: {}", first_line(&e.to_string())))?;
-        Ok(Self { template: Some(template) })
+        Ok(Self {
+            template: Some(template),
+        })
     }
 
     /// Renders against the event.
     pub(crate) fn render(&self, payload: &Value) -> Result<String, String> {
-        let Some(template) = &self.template else { return Ok(String::new()) };
+        let Some(template) = &self.template else {
+            return Ok(String::new());
+        };
         let globals = match payload {
-            Value::Object(_) => liquid::model::to_object(payload).map_err(|e| first_line(&e.to_string()))?,
+            Value::Object(_) => {
+                liquid::model::to_object(payload).map_err(|e| first_line(&e.to_string()))?
+            }
             _ => liquid::Object::new(),
         };
-        template.render(&globals).map_err(|e| format!("@liquid: {}", first_line(&e.to_string())))
+        template
+            .render(&globals)
+            .map_err(|e| format!("@liquid: {}", first_line(&e.to_string())))
     }
 }
 

@@ -34,13 +34,20 @@ impl Mapping {
     pub fn compile_at(mapping: &Value, root: &str) -> Result<Self, MappingError> {
         let mut c = Compiler::new();
         let node = c.root(mapping, root);
-        if c.errors.is_empty() { Ok(Self { root: node }) } else { Err(MappingError { errors: c.errors }) }
+        if c.errors.is_empty() {
+            Ok(Self { root: node })
+        } else {
+            Err(MappingError { errors: c.errors })
+        }
     }
 
     /// Applies the mapping to one event. Keys that resolve to nothing are absent from the
     /// result; `null` is kept.
     pub fn apply(&self, event: &Value) -> Result<Value, EvalError> {
-        Ok(self.root.eval(event)?.unwrap_or_else(|| Value::Object(Map::new())))
+        Ok(self
+            .root
+            .eval(event)?
+            .unwrap_or_else(|| Value::Object(Map::new())))
     }
 }
 

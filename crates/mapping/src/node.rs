@@ -23,19 +23,49 @@ pub(crate) enum Node {
     Array(Vec<Node>),
     Path(Path),
     /// `@path` whose argument is itself a directive.
-    DynPath { arg: Box<Node>, at: Box<str> },
+    DynPath {
+        arg: Box<Node>,
+        at: Box<str>,
+    },
     If(Box<IfNode>),
     Template(Template),
-    DynTemplate { arg: Box<Node>, at: Box<str> },
-    ArrayPath { root: Box<Node>, shape: Option<Box<Node>> },
-    Case { upper: bool, value: Box<Node> },
+    DynTemplate {
+        arg: Box<Node>,
+        at: Box<str>,
+    },
+    ArrayPath {
+        root: Box<Node>,
+        shape: Option<Box<Node>>,
+    },
+    Case {
+        upper: bool,
+        value: Box<Node>,
+    },
     Replace(Box<ReplaceNode>),
-    Merge { objects: Vec<Node>, direction: Box<Node> },
-    Transform { apply: Box<Node>, mapping: Box<Node>, at: Box<str> },
-    Flatten { value: Box<Node>, separator: Box<Node>, omit_arrays: bool, at: Box<str> },
-    Json { encode: bool, value: Box<Node> },
+    Merge {
+        objects: Vec<Node>,
+        direction: Box<Node>,
+    },
+    Transform {
+        apply: Box<Node>,
+        mapping: Box<Node>,
+        at: Box<str>,
+    },
+    Flatten {
+        value: Box<Node>,
+        separator: Box<Node>,
+        omit_arrays: bool,
+        at: Box<str>,
+    },
+    Json {
+        encode: bool,
+        value: Box<Node>,
+    },
     ExcludeWhenNull(Box<Node>),
-    Liquid { template: Box<LiquidTemplate>, at: Box<str> },
+    Liquid {
+        template: Box<LiquidTemplate>,
+        at: Box<str>,
+    },
     /// A directive that always yields `undefined` (for example `@case` with a falsy value).
     Undefined,
 }
@@ -109,14 +139,35 @@ impl Replacement {
     }
 }
 
-fn replace(hay: &str, re: &Regex, literal: Option<&str>, repl: &Replacement, global: bool) -> String {
+fn replace(
+    hay: &str,
+    re: &Regex,
+    literal: Option<&str>,
+    repl: &Replacement,
+    global: bool,
+) -> String {
     match literal {
-        Some(pat) => replace_matches(hay, hay.match_indices(pat).map(|(i, m)| (i, i + m.len())), repl, global),
-        None => replace_matches(hay, re.find_iter(hay).map(|m| (m.start(), m.end())), repl, global),
+        Some(pat) => replace_matches(
+            hay,
+            hay.match_indices(pat).map(|(i, m)| (i, i + m.len())),
+            repl,
+            global,
+        ),
+        None => replace_matches(
+            hay,
+            re.find_iter(hay).map(|m| (m.start(), m.end())),
+            repl,
+            global,
+        ),
     }
 }
 
-fn replace_matches(hay: &str, matches: impl Iterator<Item = (usize, usize)>, repl: &Replacement, global: bool) -> String {
+fn replace_matches(
+    hay: &str,
+    matches: impl Iterator<Item = (usize, usize)>,
+    repl: &Replacement,
+    global: bool,
+) -> String {
     let mut out = String::with_capacity(hay.len());
     let mut last = 0;
     for (start, end) in matches {
@@ -139,7 +190,10 @@ fn replace_matches(hay: &str, matches: impl Iterator<Item = (usize, usize)>, rep
 }
 
 fn err(at: &str, message: impl Into<String>) -> EvalError {
-    EvalError { path: at.to_owned(), message: message.into() }
+    EvalError {
+        path: at.to_owned(),
+        message: message.into(),
+    }
 }
 
 fn type_name(v: Option<&Value>) -> &'static str {
@@ -165,7 +219,10 @@ fn assign(target: &mut Map<String, Value>, source: Value) {
         }
         Value::String(s) => {
             for (i, unit) in s.encode_utf16().enumerate() {
-                target.insert(i.to_string(), Value::String(String::from_utf16_lossy(&[unit])));
+                target.insert(
+                    i.to_string(),
+                    Value::String(String::from_utf16_lossy(&[unit])),
+                );
             }
         }
         Value::Null | Value::Bool(_) | Value::Number(_) => {}
@@ -174,8 +231,20 @@ fn assign(target: &mut Map<String, Value>, source: Value) {
 
 /// The flattening of `@flatten` (engage-events.md §2.2): nested keys joined by `separator`;
 /// arrays are walked too unless `omit_arrays`; a scalar becomes `{"": value}`.
-fn flatten(input: Option<Value>, prefix: &str, sep: &str, omit_arrays: bool, out: &mut Map<String, Value>) {
-    let key = |k: &str| if prefix.is_empty() { k.to_owned() } else { format!("{prefix}{sep}{k}") };
+fn flatten(
+    input: Option<Value>,
+    prefix: &str,
+    sep: &str,
+    omit_arrays: bool,
+    out: &mut Map<String, Value>,
+) {
+    let key = |k: &str| {
+        if prefix.is_empty() {
+            k.to_owned()
+        } else {
+            format!("{prefix}{sep}{k}")
+        }
+    };
     match input {
         Some(Value::Object(m)) => {
             for (k, v) in m {
@@ -200,7 +269,10 @@ fn flatten(input: Option<Value>, prefix: &str, sep: &str, omit_arrays: bool, out
 fn strip_nulls(v: Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
-            m.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, strip_nulls(v))).collect(),
+            m.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, strip_nulls(v)))
+                .collect(),
         ),
         other => other,
     }
@@ -209,8 +281,14 @@ fn strip_nulls(v: Value) -> Value {
 impl Node {
     /// Evaluates an object node, keeping `undefined` entries (needed by `@merge`, where an
     /// `undefined` value overrides an earlier one before the final clean-up removes it).
-    fn eval_entries(entries: &[(String, Node)], payload: &Value) -> Result<Vec<(String, Option<Value>)>, EvalError> {
-        entries.iter().map(|(k, n)| Ok((k.clone(), n.eval(payload)?))).collect()
+    fn eval_entries(
+        entries: &[(String, Node)],
+        payload: &Value,
+    ) -> Result<Vec<(String, Option<Value>)>, EvalError> {
+        entries
+            .iter()
+            .map(|(k, n)| Ok((k.clone(), n.eval(payload)?)))
+            .collect()
     }
 
     pub(crate) fn eval(&self, payload: &Value) -> Eval {
@@ -228,12 +306,22 @@ impl Node {
             }
             // `undefined` inside an array serializes as `null`.
             Node::Array(items) => Some(Value::Array(
-                items.iter().map(|n| n.eval(payload).map(|v| v.unwrap_or(Value::Null))).collect::<Result<_, _>>()?,
+                items
+                    .iter()
+                    .map(|n| n.eval(payload).map(|v| v.unwrap_or(Value::Null)))
+                    .collect::<Result<_, _>>()?,
             )),
             Node::Path(p) => p.resolve(payload).map(Cow::into_owned),
             Node::DynPath { arg, at } => match arg.eval(payload)? {
-                Some(Value::String(s)) => Path::parse_mapping_path(&s).resolve(payload).map(Cow::into_owned),
-                other => return Err(err(at, format!("@path: expected string, got {}", type_name(other.as_ref())))),
+                Some(Value::String(s)) => Path::parse_mapping_path(&s)
+                    .resolve(payload)
+                    .map(Cow::into_owned),
+                other => {
+                    return Err(err(
+                        at,
+                        format!("@path: expected string, got {}", type_name(other.as_ref())),
+                    ));
+                }
             },
             Node::If(n) => {
                 let v = n.test.eval(payload)?;
@@ -249,9 +337,17 @@ impl Node {
             }
             Node::Template(t) => Some(Value::String(t.render(payload))),
             Node::DynTemplate { arg, at } => match arg.eval(payload)? {
-                Some(Value::String(s)) => Some(Value::String(template::render_two_pass(&s, payload))),
+                Some(Value::String(s)) => {
+                    Some(Value::String(template::render_two_pass(&s, payload)))
+                }
                 other => {
-                    return Err(err(at, format!("@template: expected string, got {}", type_name(other.as_ref()))));
+                    return Err(err(
+                        at,
+                        format!(
+                            "@template: expected string, got {}",
+                            type_name(other.as_ref())
+                        ),
+                    ));
                 }
             },
             Node::ArrayPath { root, shape } => {
@@ -271,18 +367,26 @@ impl Node {
                 }
             }
             Node::Case { upper, value } => match value.eval(payload)? {
-                Some(Value::String(s)) => Some(Value::String(if *upper { s.to_uppercase() } else { s.to_lowercase() })),
+                Some(Value::String(s)) => Some(Value::String(if *upper {
+                    s.to_uppercase()
+                } else {
+                    s.to_lowercase()
+                })),
                 other => other,
             },
             Node::Replace(r) => {
                 let value = match r.value.eval(payload)? {
                     Some(Value::String(s)) => Some(s),
                     // Numbers and booleans are stringified.
-                    Some(v @ (Value::Number(_) | Value::Bool(_))) => Some(js::to_js_string(Some(&v))),
+                    Some(v @ (Value::Number(_) | Value::Bool(_))) => {
+                        Some(js::to_js_string(Some(&v)))
+                    }
                     _ => None,
                 };
                 // Anything else becomes "" (Segment starts from an empty result).
-                let Some(value) = value else { return Ok(Some(Value::String(String::new()))) };
+                let Some(value) = value else {
+                    return Ok(Some(Value::String(String::new())));
+                };
                 let (lit1, lit2) = match &r.literal {
                     Some((a, b)) => (Some(a.as_str()), b.as_deref()),
                     None => (None, None),
@@ -294,7 +398,8 @@ impl Node {
                 Some(Value::String(out))
             }
             Node::Merge { objects, direction } => {
-                let left = matches!(direction.eval(payload)?, Some(Value::String(ref s)) if s == "left");
+                let left =
+                    matches!(direction.eval(payload)?, Some(Value::String(ref s)) if s == "left");
                 let mut evaluated = Vec::with_capacity(objects.len());
                 for o in objects {
                     evaluated.push(match o {
@@ -328,12 +433,25 @@ impl Node {
             }
             Node::Transform { apply, mapping, at } => {
                 if !payload.is_object() {
-                    return Err(err(at, format!("@transform: data must be an object, got {}", type_name(Some(payload)))));
+                    return Err(err(
+                        at,
+                        format!(
+                            "@transform: data must be an object, got {}",
+                            type_name(Some(payload))
+                        ),
+                    ));
                 }
-                let new_payload = apply.eval(payload)?.unwrap_or_else(|| Value::Object(Map::new()));
+                let new_payload = apply
+                    .eval(payload)?
+                    .unwrap_or_else(|| Value::Object(Map::new()));
                 mapping.eval(&new_payload)?
             }
-            Node::Flatten { value, separator, omit_arrays, at } => {
+            Node::Flatten {
+                value,
+                separator,
+                omit_arrays,
+                at,
+            } => {
                 let sep = match separator.eval(payload)? {
                     Some(Value::String(s)) => s,
                     _ => return Err(err(at, "@flatten requires a string separator")),
@@ -349,7 +467,9 @@ impl Node {
                 } else {
                     match v {
                         // Invalid JSON is returned unchanged.
-                        Some(Value::String(s)) => Some(serde_json::from_str(&s).unwrap_or(Value::String(s))),
+                        Some(Value::String(s)) => {
+                            Some(serde_json::from_str(&s).unwrap_or(Value::String(s)))
+                        }
                         other => other,
                     }
                 }
@@ -358,9 +478,9 @@ impl Node {
                 Some(Value::Null) | None => None,
                 Some(v) => Some(strip_nulls(v)),
             },
-            Node::Liquid { template, at } => {
-                Some(Value::String(template.render(payload).map_err(|m| err(at, m))?))
-            }
+            Node::Liquid { template, at } => Some(Value::String(
+                template.render(payload).map_err(|m| err(at, m))?,
+            )),
         })
     }
 }
@@ -374,7 +494,10 @@ mod tests {
         let re = Regex::new("b").unwrap();
         let r = |s: &str| {
             let by_regex = replace("abc", &re, None, &Replacement::parse(s), true);
-            assert_eq!(by_regex, replace("abc", &re, Some("b"), &Replacement::parse(s), true));
+            assert_eq!(
+                by_regex,
+                replace("abc", &re, Some("b"), &Replacement::parse(s), true)
+            );
             by_regex
         };
         assert_eq!(r("[$&]"), "a[b]c");

@@ -116,7 +116,9 @@ fn step<'a>(v: &'a Value, key: &str) -> Option<Cow<'a, Value>> {
             if key == "length" {
                 return Some(Cow::Owned(Value::from(items.len())));
             }
-            array_index(key).and_then(|i| items.get(i)).map(Cow::Borrowed)
+            array_index(key)
+                .and_then(|i| items.get(i))
+                .map(Cow::Borrowed)
         }
         Value::String(s) => {
             if key == "length" {
@@ -136,7 +138,9 @@ mod tests {
     use serde_json::json;
 
     fn get(path: &str, v: &Value) -> Option<Value> {
-        Path::parse_mapping_path(path).resolve(v).map(Cow::into_owned)
+        Path::parse_mapping_path(path)
+            .resolve(v)
+            .map(Cow::into_owned)
     }
 
     // engage-events.md §2.2 (@path): dot and bracket paths, optional `$.`.

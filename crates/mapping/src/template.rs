@@ -46,7 +46,9 @@ impl Template {
         let mut pieces = Vec::new();
         let mut last = 0;
         for caps in double().captures_iter(src) {
-            let (Some(whole), Some(inner)) = (caps.get(0), caps.get(1)) else { continue };
+            let (Some(whole), Some(inner)) = (caps.get(0), caps.get(1)) else {
+                continue;
+            };
             if whole.start() > last {
                 pieces.push(Piece::Text(src[last..whole.start()].to_owned()));
             }
@@ -134,7 +136,13 @@ mod tests {
     #[test]
     fn placeholders_resolve_paths_and_missing_values_become_empty() {
         let ev = json!({"traits": {"name": "Ana", "n": 3, "nul": null}});
-        assert_eq!(render("Hi {{traits.name}} ({{ traits.n }}){{traits.nope}}{{traits.nul}}", &ev), "Hi Ana (3)");
+        assert_eq!(
+            render(
+                "Hi {{traits.name}} ({{ traits.n }}){{traits.nope}}{{traits.nul}}",
+                &ev
+            ),
+            "Hi Ana (3)"
+        );
     }
 
     #[test]

@@ -1,17 +1,24 @@
 //! The action's fields, their default mappings, presets, mapping selection and test-mapping.
 
 use mapping::{
-    ActionMapping, DEFAULT_TRIGGER, MapError, MappedFields, MappingSpec, PRESET_JOURNEY_STEP, PRESET_LINKED_AUDIENCE,
-    PRESET_TRACK, PRESETS, Trigger, default_fields, select, test_mapping,
+    ActionMapping, DEFAULT_TRIGGER, MapError, MappedFields, MappingSpec, PRESET_JOURNEY_STEP,
+    PRESET_LINKED_AUDIENCE, PRESET_TRACK, PRESETS, Trigger, default_fields, select, test_mapping,
 };
 use serde_json::{Value, json};
 
 fn fixture_events() -> Vec<Value> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/engage");
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures/engage"
+    );
     let mut out = Vec::new();
     for name in ["identify-audiences.ndjson", "track-audiences.ndjson"] {
         let text = std::fs::read_to_string(format!("{dir}/{name}")).unwrap_or_default();
-        out.extend(text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str::<Value>(l).unwrap()));
+        out.extend(
+            text.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| serde_json::from_str::<Value>(l).unwrap()),
+        );
     }
     out
 }
@@ -34,11 +41,13 @@ fn sample_events() -> Vec<Value> {
 
 /// What the typed default path computes, written out by hand from the design's description.
 fn expected_default(ev: &Value) -> MappedFields {
-    let s = |v: Option<&Value>| v.and_then(|v| match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    });
+    let s = |v: Option<&Value>| {
+        v.and_then(|v| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+    };
     fn present(v: Option<&Value>) -> Option<&Value> {
         v.filter(|v| !v.is_null())
     }
@@ -63,7 +72,10 @@ fn expected_default(ev: &Value) -> MappedFields {
 #[test]
 fn default_mapping_gives_the_typed_default_fields_on_every_fixture_and_sample() {
     let m = ActionMapping::default_mapping();
-    let events: Vec<Value> = fixture_events().into_iter().chain(sample_events()).collect();
+    let events: Vec<Value> = fixture_events()
+        .into_iter()
+        .chain(sample_events())
+        .collect();
     assert!(events.len() >= 14, "fixtures were found");
     for ev in &events {
         assert!(m.matches(ev));
@@ -75,8 +87,11 @@ fn default_mapping_gives_the_typed_default_fields_on_every_fixture_and_sample() 
 fn default_traits_or_properties_is_empty_for_other_event_types() {
     let m = ActionMapping::default_mapping();
     let ev = json!({"type": "page", "properties": {"a": 1}, "traits": {"b": 2}, "_": {"page": {"x": 1}}});
-    assert_eq!(m.map(&ev).unwrap().traits_or_properties, Some(json!({"x": 1}).as_object().unwrap().clone()),
-        "documented limit: a top-level `_` key is read for unknown types");
+    assert_eq!(
+        m.map(&ev).unwrap().traits_or_properties,
+        Some(json!({"x": 1}).as_object().unwrap().clone()),
+        "documented limit: a top-level `_` key is read for unknown types"
+    );
     let ev = json!({"type": "page", "properties": {"a": 1}, "traits": {"b": 2}});
     assert_eq!(m.map(&ev).unwrap().traits_or_properties, None);
     let ev = json!({"properties": {"a": 1}});
@@ -94,14 +109,19 @@ fn default_email_falls_back_past_null() {
 fn default_constants_are_valid_json_and_the_default_trigger_parses() {
     assert_eq!(default_fields().len(), 5);
     assert!(default_fields().values().all(|v| v.is_object()));
-    assert_eq!(Trigger::parse(DEFAULT_TRIGGER).unwrap().to_string(), DEFAULT_TRIGGER);
+    assert_eq!(
+        Trigger::parse(DEFAULT_TRIGGER).unwrap().to_string(),
+        DEFAULT_TRIGGER
+    );
 }
 
 #[test]
 fn custom_fields_override_defaults_and_null_unsets_a_field() {
     let spec = MappingSpec {
         fields: json!({"dataFields": {"plan": {"@path": "$.traits.plan"}}, "userId": null})
-            .as_object().unwrap().clone(),
+            .as_object()
+            .unwrap()
+            .clone(),
         ..MappingSpec::default()
     };
     let m = ActionMapping::compile(&spec).unwrap();
@@ -115,7 +135,10 @@ fn custom_fields_override_defaults_and_null_unsets_a_field() {
 fn invalid_specs_report_the_trigger_and_every_field_problem() {
     let spec = MappingSpec {
         trigger: r#"type = "identify" or"#.into(),
-        fields: json!({"dataFields": {"plan": {"@path": 3}}, "list": 5}).as_object().unwrap().clone(),
+        fields: json!({"dataFields": {"plan": {"@path": 3}}, "list": 5})
+            .as_object()
+            .unwrap()
+            .clone(),
         ..MappingSpec::default()
     };
     let e = ActionMapping::compile(&spec).unwrap_err();
@@ -132,23 +155,49 @@ fn invalid_specs_report_the_trigger_and_every_field_problem() {
 #[test]
 fn wrongly_typed_fields_are_reasons_not_panics() {
     let spec = MappingSpec {
-        fields: json!({"email": {"@path": "$.traits.n"}, "dataFields": "x"}).as_object().unwrap().clone(),
+        fields: json!({"email": {"@path": "$.traits.n"}, "dataFields": "x"})
+            .as_object()
+            .unwrap()
+            .clone(),
         ..MappingSpec::default()
     };
     let m = ActionMapping::compile(&spec).unwrap();
-    let e = m.map(&json!({"type": "identify", "traits": {"n": 3}})).unwrap_err();
-    assert_eq!(e, MapError::Fields(vec!["email must be a string, got a number".into(), "dataFields must be an object, got a string".into()]));
+    let e = m
+        .map(&json!({"type": "identify", "traits": {"n": 3}}))
+        .unwrap_err();
+    assert_eq!(
+        e,
+        MapError::Fields(vec![
+            "email must be a string, got a number".into(),
+            "dataFields must be an object, got a string".into()
+        ])
+    );
 }
 
 // Design decision 8: the first enabled mapping, in declared order, whose trigger matches.
 #[test]
 fn the_first_enabled_matching_mapping_handles_the_event() {
     let mk = |trigger: &str, enabled: bool| {
-        ActionMapping::compile(&MappingSpec { trigger: trigger.into(), enabled, ..MappingSpec::default() }).unwrap()
+        ActionMapping::compile(&MappingSpec {
+            trigger: trigger.into(),
+            enabled,
+            ..MappingSpec::default()
+        })
+        .unwrap()
     };
-    let ms = vec![mk(r#"type = "track""#, false), mk(r#"type = "identify""#, true), mk(r#"type = "track""#, true)];
-    assert_eq!(select(&ms, &json!({"type": "track"})).map(|(i, _)| i), Some(2));
-    assert_eq!(select(&ms, &json!({"type": "identify"})).map(|(i, _)| i), Some(1));
+    let ms = vec![
+        mk(r#"type = "track""#, false),
+        mk(r#"type = "identify""#, true),
+        mk(r#"type = "track""#, true),
+    ];
+    assert_eq!(
+        select(&ms, &json!({"type": "track"})).map(|(i, _)| i),
+        Some(2)
+    );
+    assert_eq!(
+        select(&ms, &json!({"type": "identify"})).map(|(i, _)| i),
+        Some(1)
+    );
     assert_eq!(select(&ms, &json!({"type": "page"})).map(|(i, _)| i), None);
 }
 
@@ -187,22 +236,35 @@ fn linked_audience_preset_flattens_entity_context_into_traits() {
 #[test]
 fn test_mapping_reports_trigger_fields_and_reasons() {
     let ev = json!({"type": "page", "userId": "u1"});
-    let spec = MappingSpec { trigger: r#"type = "track""#.into(), ..MappingSpec::default() };
+    let spec = MappingSpec {
+        trigger: r#"type = "track""#.into(),
+        ..MappingSpec::default()
+    };
     let r = test_mapping(&ev, &spec).unwrap();
     assert!(!r.trigger_matched);
-    assert_eq!(r.fields.as_ref().and_then(|f| f.user_id.as_deref()), Some("u1"));
-    assert_eq!(r.reasons, vec![r#"the trigger `type = "track"` does not match this event"#.to_owned()]);
+    assert_eq!(
+        r.fields.as_ref().and_then(|f| f.user_id.as_deref()),
+        Some("u1")
+    );
+    assert_eq!(
+        r.reasons,
+        vec![r#"the trigger `type = "track"` does not match this event"#.to_owned()]
+    );
 
     let ok = test_mapping(&json!({"type": "track", "userId": "u"}), &spec).unwrap();
     assert!(ok.trigger_matched && ok.reasons.is_empty());
 
-    let bad = MappingSpec { trigger: "type =".into(), ..MappingSpec::default() };
+    let bad = MappingSpec {
+        trigger: "type =".into(),
+        ..MappingSpec::default()
+    };
     assert!(test_mapping(&ev, &bad).is_err());
 }
 
 #[test]
 fn specs_deserialize_with_defaults() {
-    let spec: MappingSpec = serde_json::from_value(json!({"fields": {"userId": {"@path": "$.userId"}}})).unwrap();
+    let spec: MappingSpec =
+        serde_json::from_value(json!({"fields": {"userId": {"@path": "$.userId"}}})).unwrap();
     assert!(spec.enabled);
     assert_eq!(spec.trigger, DEFAULT_TRIGGER);
     assert!(serde_json::from_value::<MappingSpec>(json!({"trigga": "x"})).is_err());

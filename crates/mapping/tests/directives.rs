@@ -37,7 +37,10 @@ fn raw_values_pass_through_missing_keys_are_removed_and_null_is_kept() {
 
 #[test]
 fn undefined_inside_an_array_becomes_null() {
-    assert_eq!(apply(json!({"l": [{"@path": "$.nope"}, 1]}), identify()), json!({"l": [null, 1]}));
+    assert_eq!(
+        apply(json!({"l": [{"@path": "$.nope"}, 1]}), identify()),
+        json!({"l": [null, 1]})
+    );
 }
 
 #[test]
@@ -51,7 +54,10 @@ fn path_reads_dot_bracket_and_dollar_paths() {
 
 #[test]
 fn path_argument_may_be_computed_by_a_directive() {
-    let out = apply(json!({"x": {"@path": {"@template": "traits.{{type}}"}}}), json!({"type": "plan", "traits": {"plan": 3}}));
+    let out = apply(
+        json!({"x": {"@path": {"@template": "traits.{{type}}"}}}),
+        json!({"type": "plan", "traits": {"plan": 3}}),
+    );
     assert_eq!(out, json!({"x": 3}));
 }
 
@@ -68,7 +74,8 @@ fn path_with_a_non_string_computed_argument_fails_on_the_event() {
 fn if_exists_treats_null_as_absent() {
     let m = json!({"e": {"@if": {"exists": {"@path": "$.traits.nothing"}, "then": "yes", "else": "no"}}});
     assert_eq!(apply(m.clone(), identify()), json!({"e": "no"}));
-    let m = json!({"e": {"@if": {"exists": {"@path": "$.traits.age"}, "then": "yes", "else": "no"}}});
+    let m =
+        json!({"e": {"@if": {"exists": {"@path": "$.traits.age"}, "then": "yes", "else": "no"}}});
     assert_eq!(apply(m, identify()), json!({"e": "yes"}));
 }
 
@@ -85,7 +92,8 @@ fn if_blank_counts_zero_false_and_empty_string_as_blank() {
     ] {
         let mut ev = identify();
         ev["traits"]["empty"] = json!("");
-        let m = json!({"v": {"@if": {"blank": {"@path": path}, "then": "filled", "else": "blank"}}});
+        let m =
+            json!({"v": {"@if": {"blank": {"@path": path}, "then": "filled", "else": "blank"}}});
         assert_eq!(apply(m, ev), json!({"v": expected}), "{path}");
     }
 }
@@ -98,7 +106,11 @@ fn if_else_is_used_only_when_truthy() {
         assert_eq!(apply(m, identify()), json!({}), "else {falsy}");
     }
     let m = json!({"v": {"@if": {"exists": {"@path": "$.userId"}, "then": null, "else": 2}}});
-    assert_eq!(apply(m, identify()), json!({"v": null}), "then is used whenever it is defined");
+    assert_eq!(
+        apply(m, identify()),
+        json!({"v": null}),
+        "then is used whenever it is defined"
+    );
 }
 
 #[test]
@@ -111,13 +123,19 @@ fn if_without_exists_or_blank_is_invalid() {
 #[test]
 fn template_fills_placeholders_and_missing_values_become_empty() {
     let m = json!({"t": {"@template": "{{userId}}:{{traits.plan}}:{{traits.nope}}:{{{traits.email}}}"}});
-    assert_eq!(apply(m, identify()), json!({"t": "u-1:pro::Ana@Example.com"}));
+    assert_eq!(
+        apply(m, identify()),
+        json!({"t": "u-1:pro::Ana@Example.com"})
+    );
 }
 
 #[test]
 fn template_with_a_non_string_is_invalid_at_its_path() {
     let e = invalid(json!({"dataFields": {"greeting": {"@template": 5}}}));
-    assert_eq!(e.to_string(), "invalid mapping: mapping.dataFields.greeting: @template expects a string");
+    assert_eq!(
+        e.to_string(),
+        "invalid mapping: mapping.dataFields.greeting: @template expects a string"
+    );
 }
 
 #[test]
@@ -159,7 +177,10 @@ fn case_lowers_and_uppers_strings_and_passes_others_through() {
         "num": {"@case": {"operator": "upper", "value": {"@path": "$.traits.age"}}},
         "empty": {"@case": {"operator": "upper", "value": ""}}
     });
-    assert_eq!(apply(m, identify()), json!({"lo": "ana@example.com", "up": "ABC", "num": 0}));
+    assert_eq!(
+        apply(m, identify()),
+        json!({"lo": "ana@example.com", "up": "ABC", "num": 0})
+    );
 }
 
 #[test]
@@ -190,11 +211,23 @@ fn replace_is_literal_global_by_default_and_can_ignore_case() {
 #[test]
 fn replace_patterns_and_replacements_are_limited_to_ten_characters() {
     let ok = json!({"x": {"@replace": {"value": "v", "pattern": "0123456789", "replacement": "0123456789"}}});
-    assert!(Mapping::compile(&ok).is_ok(), "exactly 10 characters is allowed");
+    assert!(
+        Mapping::compile(&ok).is_ok(),
+        "exactly 10 characters is allowed"
+    );
     let e = invalid(json!({"x": {"@replace": {"value": "v", "pattern": "01234567890"}}}));
-    assert_eq!(e.to_string(), "invalid mapping: mapping.x: @replace \"pattern\" must be at most 10 characters");
-    let e = invalid(json!({"x": {"@replace": {"value": "v", "pattern": "a", "replacement2": "x", "pattern2": "b", "global": "yes"}}}));
-    assert!(e.errors.iter().any(|e| e.message.contains("\"global\" must be a boolean")));
+    assert_eq!(
+        e.to_string(),
+        "invalid mapping: mapping.x: @replace \"pattern\" must be at most 10 characters"
+    );
+    let e = invalid(
+        json!({"x": {"@replace": {"value": "v", "pattern": "a", "replacement2": "x", "pattern2": "b", "global": "yes"}}}),
+    );
+    assert!(
+        e.errors
+            .iter()
+            .any(|e| e.message.contains("\"global\" must be a boolean"))
+    );
 }
 
 #[test]
@@ -202,7 +235,10 @@ fn merge_overrides_in_the_chosen_direction() {
     let ev = json!({"traits": {"a": 1, "b": 2}, "properties": {"b": 3, "c": 4}});
     let right = json!({"m": {"@merge": {"objects": [{"@path": "$.traits"}, {"@path": "$.properties"}], "direction": "right"}}});
     let left = json!({"m": {"@merge": {"objects": [{"@path": "$.traits"}, {"@path": "$.properties"}], "direction": "left"}}});
-    assert_eq!(apply(right, ev.clone()), json!({"m": {"a": 1, "b": 3, "c": 4}}));
+    assert_eq!(
+        apply(right, ev.clone()),
+        json!({"m": {"a": 1, "b": 3, "c": 4}})
+    );
     assert_eq!(apply(left, ev), json!({"m": {"b": 2, "c": 4, "a": 1}}));
 }
 
@@ -217,7 +253,10 @@ fn merge_entry_resolving_to_nothing_removes_the_key() {
 #[test]
 fn transform_applies_a_mapping_to_the_result_of_another() {
     let m = json!({"x": {"@transform": {"apply": {"name": {"@path": "$.traits.first"}}, "mapping": {"greet": {"@template": "hi {{name}}"}}}}});
-    assert_eq!(apply(m, json!({"traits": {"first": "Ana"}})), json!({"x": {"greet": "hi Ana"}}));
+    assert_eq!(
+        apply(m, json!({"traits": {"first": "Ana"}})),
+        json!({"x": {"greet": "hi Ana"}})
+    );
 }
 
 #[test]
@@ -225,8 +264,14 @@ fn flatten_joins_keys_and_can_keep_arrays_whole() {
     let ev = json!({"p": {"a": {"b": 1, "c": [1, {"d": 2}]}, "e": null}});
     let with = json!({"f": {"@flatten": {"value": {"@path": "$.p"}, "separator": "__"}}});
     let without = json!({"f": {"@flatten": {"value": {"@path": "$.p"}, "separator": ".", "omitArrays": true}}});
-    assert_eq!(apply(with, ev.clone()), json!({"f": {"a__b": 1, "a__c__0": 1, "a__c__1__d": 2, "e": null}}));
-    assert_eq!(apply(without, ev), json!({"f": {"a.b": 1, "a.c": [1, {"d": 2}], "e": null}}));
+    assert_eq!(
+        apply(with, ev.clone()),
+        json!({"f": {"a__b": 1, "a__c__0": 1, "a__c__1__d": 2, "e": null}})
+    );
+    assert_eq!(
+        apply(without, ev),
+        json!({"f": {"a.b": 1, "a.c": [1, {"d": 2}], "e": null}})
+    );
 }
 
 #[test]
@@ -270,7 +315,10 @@ fn liquid_renders_against_the_event() {
 #[test]
 fn liquid_refuses_disabled_tags_and_filters_and_long_templates() {
     let e = invalid(json!({"l": {"@liquid": "{% for t in traits.tags %}{{t}}{% endfor %}"}}));
-    assert_eq!(e.to_string(), "invalid mapping: mapping.l: @liquid: tag \"for\" is disabled");
+    assert_eq!(
+        e.to_string(),
+        "invalid mapping: mapping.l: @liquid: tag \"for\" is disabled"
+    );
     let e = invalid(json!({"l": {"@liquid": "{{ traits.tags | sort }}"}}));
     assert!(e.errors[0].message.contains("filter \"sort\" is disabled"));
     let e = invalid(json!({"l": {"@liquid": "x".repeat(1001)}}));
@@ -292,7 +340,10 @@ fn root_directive_transforms_the_event_before_the_other_keys_read_it() {
         "ctx": {"@path": "$.properties.data_graph_entity_context"},
         "key": {"@path": "$.properties.audience_key"}
     });
-    assert_eq!(apply(m, ev), json!({"id": "123", "items": [1], "key": "carts"}));
+    assert_eq!(
+        apply(m, ev),
+        json!({"id": "123", "items": [1], "key": "carts"})
+    );
 }
 
 #[test]
@@ -316,5 +367,8 @@ fn unknown_directives_and_mixed_keys_are_invalid_with_their_paths() {
 
 #[test]
 fn a_mapping_must_be_an_object() {
-    assert_eq!(invalid(json!([1])).errors[0].message, "a mapping must be an object");
+    assert_eq!(
+        invalid(json!([1])).errors[0].message,
+        "a mapping must be an object"
+    );
 }

@@ -28,7 +28,8 @@ fn json_value() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(4, 40, 5, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::vec((key(), inner), 0..5).prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            prop::collection::vec((key(), inner), 0..5)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
         ]
     })
 }
@@ -139,17 +140,33 @@ fn literal() -> impl Strategy<Value = String> {
 
 fn condition() -> impl Strategy<Value = String> {
     prop_oneof![
-        (field(), prop::sample::select(vec!["=", "!=", "<", "<=", ">", ">="]), literal())
+        (
+            field(),
+            prop::sample::select(vec!["=", "!=", "<", "<=", ">", ">="]),
+            literal()
+        )
             .prop_map(|(f, o, l)| format!("{f} {o} {l}")),
-        (any::<bool>(), prop::sample::select(vec!["contains", "match"]), field(), "[a-z*]{0,5}")
-            .prop_map(|(neg, func, f, s)| format!("{}{func}({f}, \"{s}\")", if neg { "!" } else { "" })),
+        (
+            any::<bool>(),
+            prop::sample::select(vec!["contains", "match"]),
+            field(),
+            "[a-z*]{0,5}"
+        )
+            .prop_map(|(neg, func, f, s)| format!(
+                "{}{func}({f}, \"{s}\")",
+                if neg { "!" } else { "" }
+            )),
     ]
 }
 
 fn trigger_text() -> impl Strategy<Value = String> {
     condition().prop_recursive(3, 16, 4, |inner| {
-        (prop::collection::vec(inner, 1..4), prop::collection::vec(any::<bool>(), 3), any::<bool>()).prop_map(
-            |(parts, ops, paren)| {
+        (
+            prop::collection::vec(inner, 1..4),
+            prop::collection::vec(any::<bool>(), 3),
+            any::<bool>(),
+        )
+            .prop_map(|(parts, ops, paren)| {
                 let mut s = String::new();
                 for (i, p) in parts.iter().enumerate() {
                     if i > 0 {
@@ -158,7 +175,6 @@ fn trigger_text() -> impl Strategy<Value = String> {
                     s.push_str(p);
                 }
                 if paren { format!("({s})") } else { s }
-            },
-        )
+            })
     })
 }

@@ -29,19 +29,40 @@ fn track() -> Value {
 // §2.1 examples seen in the wild.
 #[test]
 fn real_world_triggers_match_as_segment_does() {
-    assert!(matches(r#"type = "identify" or type = "track""#, &identify()));
+    assert!(matches(
+        r#"type = "identify" or type = "track""#,
+        &identify()
+    ));
     assert!(matches(r#"type = "identify" or type = "track""#, &track()));
-    assert!(!matches(r#"type = "identify" or type = "track""#, &json!({"type": "page"})));
-    assert!(matches(r#"event = "Audience Entered" or event = "Audience Exited""#, &track()));
-    assert!(matches(r#"type = "track" and event = "Audience Entered""#, &track()));
-    assert!(!matches(r#"type = "track" and event = "Audience Exited""#, &track()));
-    assert!(matches(r#"context.personas.event_emitter_id = "ee_1""#, &identify()));
+    assert!(!matches(
+        r#"type = "identify" or type = "track""#,
+        &json!({"type": "page"})
+    ));
+    assert!(matches(
+        r#"event = "Audience Entered" or event = "Audience Exited""#,
+        &track()
+    ));
+    assert!(matches(
+        r#"type = "track" and event = "Audience Entered""#,
+        &track()
+    ));
+    assert!(!matches(
+        r#"type = "track" and event = "Audience Exited""#,
+        &track()
+    ));
+    assert!(matches(
+        r#"context.personas.event_emitter_id = "ee_1""#,
+        &identify()
+    ));
     assert!(matches(r#"properties.audience_key = "carts""#, &track()));
 }
 
 #[test]
 fn name_and_user_id_roots_compare_as_strings() {
-    assert!(matches(r#"name = "Home""#, &json!({"type": "page", "name": "Home"})));
+    assert!(matches(
+        r#"name = "Home""#,
+        &json!({"type": "page", "name": "Home"})
+    ));
     assert!(matches(r#"userId = "u-1""#, &identify()));
     assert!(matches(r#"userId != "u-9""#, &identify()));
 }
@@ -50,7 +71,10 @@ fn name_and_user_id_roots_compare_as_strings() {
 #[test]
 fn equals_true_on_properties_requires_a_boolean() {
     assert!(matches("traits.vip = true", &identify()));
-    assert!(!matches("traits.flag = true", &identify()), "the string \"true\" is not a boolean");
+    assert!(
+        !matches("traits.flag = true", &identify()),
+        "the string \"true\" is not a boolean"
+    );
     assert!(matches("traits.vip != false", &identify()));
     assert!(!matches("traits.vip = false", &identify()));
 }
@@ -58,33 +82,57 @@ fn equals_true_on_properties_requires_a_boolean() {
 // …while on type, event and name it is a plain string compare.
 #[test]
 fn equals_true_on_event_is_a_string_compare() {
-    assert!(matches("event = true", &json!({"type": "track", "event": "true"})));
+    assert!(matches(
+        "event = true",
+        &json!({"type": "track", "event": "true"})
+    ));
     // String(true) === "true": a boolean event name matches too.
-    assert!(matches("event = true", &json!({"type": "track", "event": true})));
-    assert!(!matches("event = true", &json!({"type": "track", "event": "yes"})));
+    assert!(matches(
+        "event = true",
+        &json!({"type": "track", "event": true})
+    ));
+    assert!(!matches(
+        "event = true",
+        &json!({"type": "track", "event": "yes"})
+    ));
 }
 
 // §2.1: `!= null` means exists, `= null` means does not exist.
 #[test]
 fn null_compares_mean_exists_and_does_not_exist() {
     assert!(matches("traits.email != null", &identify()));
-    assert!(!matches("traits.nothing != null", &identify()), "null does not exist");
+    assert!(
+        !matches("traits.nothing != null", &identify()),
+        "null does not exist"
+    );
     assert!(matches("traits.nothing = null", &identify()));
     assert!(matches("traits.absent = null", &identify()));
     assert!(matches("userId != null", &identify()));
     assert!(matches("userId = null", &json!({"type": "track"})));
-    assert!(matches("context.personas.event_emitter_id != null", &identify()));
+    assert!(matches(
+        "context.personas.event_emitter_id != null",
+        &identify()
+    ));
 }
 
 // §2.1: a numeric literal with = / != is a numeric equality.
 #[test]
 fn numeric_equality_and_comparisons() {
     assert!(matches("traits.score = 12", &identify()));
-    assert!(matches("traits.score_text = 12", &identify()), "numeric equality converts the value");
+    assert!(
+        matches("traits.score_text = 12", &identify()),
+        "numeric equality converts the value"
+    );
     assert!(matches("traits.score != 13", &identify()));
-    assert!(matches("traits.score > 11 and traits.score >= 12 and traits.score < 13 and traits.score <= 12", &identify()));
+    assert!(matches(
+        "traits.score > 11 and traits.score >= 12 and traits.score < 13 and traits.score <= 12",
+        &identify()
+    ));
     assert!(!matches("traits.score > 12", &identify()));
-    assert!(!matches("traits.absent < 100", &identify()), "undefined is NaN");
+    assert!(
+        !matches("traits.absent < 100", &identify()),
+        "undefined is NaN"
+    );
     assert!(matches("properties.n = 3.0", &track()));
 }
 
@@ -105,7 +153,10 @@ fn contains_and_match_with_and_without_negation() {
     assert!(matches(r#"match(traits.email, "*.com")"#, &ev));
     assert!(!matches(r#"!match(traits.email, "*.com")"#, &ev));
     assert!(matches(r#"!match(traits.email, "bob*")"#, &ev));
-    assert!(!matches(r#"!contains(traits.score, "x")"#, &ev), "negated functions still need a string");
+    assert!(
+        !matches(r#"!contains(traits.score, "x")"#, &ev),
+        "negated functions still need a string"
+    );
     assert!(matches(r#"contains(event, "Entered")"#, &track()));
 }
 
@@ -149,7 +200,10 @@ fn unknown_roots_are_dropped_and_an_all_unknown_trigger_is_an_error() {
 // SAD validate.ts: properties.* on identify events reads traits (and traits.* on track reads properties).
 #[test]
 fn properties_on_identify_read_traits() {
-    assert!(matches(r#"properties.email = "ana@example.com""#, &identify()));
+    assert!(matches(
+        r#"properties.email = "ana@example.com""#,
+        &identify()
+    ));
     assert!(matches(r#"traits.audience_key = "carts""#, &track()));
 }
 

@@ -212,12 +212,28 @@ impl fmt::Display for Condition {
         match self {
             Condition::Group(g) => write!(f, "({g})"),
             Condition::Compare { field, op, value } => write!(f, "{field} {op} {value}"),
-            Condition::Exists { field, exists } => write!(f, "{field} {} null", if *exists { "!=" } else { "=" }),
-            Condition::IsBool { field, value } => write!(f, "{field} = {value}"),
-            Condition::NumberEquals { field, value, equal } => {
-                write!(f, "{field} {} {}", if *equal { "=" } else { "!=" }, Literal::Num(*value))
+            Condition::Exists { field, exists } => {
+                write!(f, "{field} {} null", if *exists { "!=" } else { "=" })
             }
-            Condition::Text { field, func, negate, value } => {
+            Condition::IsBool { field, value } => write!(f, "{field} = {value}"),
+            Condition::NumberEquals {
+                field,
+                value,
+                equal,
+            } => {
+                write!(
+                    f,
+                    "{field} {} {}",
+                    if *equal { "=" } else { "!=" },
+                    Literal::Num(*value)
+                )
+            }
+            Condition::Text {
+                field,
+                func,
+                negate,
+                value,
+            } => {
                 if *negate {
                     f.write_str("!")?;
                 }

@@ -33,7 +33,10 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, TriggerError> {
     let chars: Vec<char> = src.chars().collect();
     let mut out = Vec::new();
     let mut i = 0;
-    let fail = |col: usize, message: String| TriggerError { column: col + 1, message };
+    let fail = |col: usize, message: String| TriggerError {
+        column: col + 1,
+        message,
+    };
     while i < chars.len() {
         let c = chars[i];
         let col = i;
@@ -101,13 +104,16 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, TriggerError> {
                 }
                 Tok::Str(s)
             }
-            c if c.is_ascii_digit() || (c == '-' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) => {
+            c if c.is_ascii_digit()
+                || (c == '-' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) =>
+            {
                 let start = i;
                 i += 1;
                 while chars.get(i).is_some_and(char::is_ascii_digit) {
                     i += 1;
                 }
-                if chars.get(i) == Some(&'.') && chars.get(i + 1).is_some_and(char::is_ascii_digit) {
+                if chars.get(i) == Some(&'.') && chars.get(i + 1).is_some_and(char::is_ascii_digit)
+                {
                     i += 1;
                     while chars.get(i).is_some_and(char::is_ascii_digit) {
                         i += 1;

@@ -71,7 +71,9 @@ fn group_matches(g: &Group, event: &Value) -> bool {
 fn lookup<'a>(field: &Field, event: &'a Value) -> Option<std::borrow::Cow<'a, Value>> {
     use std::borrow::Cow;
     let top = |k: &str| event.get(k).map(Cow::Borrowed);
-    let under = |container: Option<&'a Value>, keys: &[String]| container.and_then(|c| resolve_keys(keys, c));
+    let under = |container: Option<&'a Value>, keys: &[String]| {
+        container.and_then(|c| resolve_keys(keys, c))
+    };
     match field {
         Field::Type => top("type"),
         Field::Event => top("event"),
@@ -81,7 +83,11 @@ fn lookup<'a>(field: &Field, event: &'a Value) -> Option<std::borrow::Cow<'a, Va
         // both roots.
         Field::Properties(keys) | Field::Traits(keys) => {
             let kind = event.get("type").and_then(Value::as_str);
-            let container = if matches!(kind, Some("identify" | "group")) { "traits" } else { "properties" };
+            let container = if matches!(kind, Some("identify" | "group")) {
+                "traits"
+            } else {
+                "properties"
+            };
             under(event.get(container), keys)
         }
         Field::Context(keys) => under(event.get("context"), keys),
@@ -95,7 +101,9 @@ fn condition_matches(c: &Condition, event: &Value) -> bool {
             let actual = lookup(field, event);
             let actual = actual.as_deref();
             // The common case, text against text, without building strings.
-            if let (Some(Value::String(a)), Literal::Str(b), CompareOp::Eq | CompareOp::Ne) = (actual, value, op) {
+            if let (Some(Value::String(a)), Literal::Str(b), CompareOp::Eq | CompareOp::Ne) =
+                (actual, value, op)
+            {
                 return (a == b) == (*op == CompareOp::Eq);
             }
             match op {
@@ -114,11 +122,20 @@ fn condition_matches(c: &Condition, event: &Value) -> bool {
         Condition::IsBool { field, value } => {
             matches!(lookup(field, event).as_deref(), Some(Value::Bool(b)) if b == value)
         }
-        Condition::NumberEquals { field, value, equal } => {
+        Condition::NumberEquals {
+            field,
+            value,
+            equal,
+        } => {
             let n = js::to_js_number(lookup(field, event).as_deref());
             (n == *value) == *equal
         }
-        Condition::Text { field, func, negate, value } => match lookup(field, event).as_deref() {
+        Condition::Text {
+            field,
+            func,
+            negate,
+            value,
+        } => match lookup(field, event).as_deref() {
             Some(Value::String(s)) => {
                 let hit = match func {
                     TextFn::Contains => s.contains(value.as_str()),

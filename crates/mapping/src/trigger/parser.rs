@@ -16,12 +16,19 @@ struct Parser {
 }
 
 fn err(column: usize, message: impl Into<String>) -> TriggerError {
-    TriggerError { column, message: message.into() }
+    TriggerError {
+        column,
+        message: message.into(),
+    }
 }
 
 pub(crate) fn parse(src: &str) -> Result<Group, TriggerError> {
     let toks = lex(src)?;
-    let mut p = Parser { toks, pos: 0, end_col: src.chars().count() + 1 };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        end_col: src.chars().count() + 1,
+    };
     let parsed = p.group(false, 0)?;
     match parsed {
         None => Err(err(
@@ -29,7 +36,10 @@ pub(crate) fn parse(src: &str) -> Result<Group, TriggerError> {
             "no supported condition: use type, event, name, userId, properties.*, traits.* or context.*",
         )),
         Some(Condition::Group(g)) => Ok(g),
-        Some(other) => Ok(Group { op: GroupOp::And, children: vec![other] }),
+        Some(other) => Ok(Group {
+            op: GroupOp::And,
+            children: vec![other],
+        }),
     }
 }
 
@@ -56,11 +66,25 @@ fn build(field: Field, op: CompareOp, value: Literal) -> Condition {
         return Condition::Compare { field, op, value };
     }
     match (op, value) {
-        (CompareOp::Ne, Literal::Null) => Condition::Exists { field, exists: true },
-        (CompareOp::Eq, Literal::Null) => Condition::Exists { field, exists: false },
+        (CompareOp::Ne, Literal::Null) => Condition::Exists {
+            field,
+            exists: true,
+        },
+        (CompareOp::Eq, Literal::Null) => Condition::Exists {
+            field,
+            exists: false,
+        },
         (CompareOp::Eq, Literal::Bool(b)) => Condition::IsBool { field, value: b },
-        (CompareOp::Eq, Literal::Num(n)) => Condition::NumberEquals { field, value: n, equal: true },
-        (CompareOp::Ne, Literal::Num(n)) => Condition::NumberEquals { field, value: n, equal: false },
+        (CompareOp::Eq, Literal::Num(n)) => Condition::NumberEquals {
+            field,
+            value: n,
+            equal: true,
+        },
+        (CompareOp::Ne, Literal::Num(n)) => Condition::NumberEquals {
+            field,
+            value: n,
+            equal: false,
+        },
         (op, value) => Condition::Compare { field, op, value },
     }
 }
@@ -101,7 +125,10 @@ impl Parser {
     /// Returns `None` when every condition was dropped.
     fn group(&mut self, nested: bool, depth: usize) -> Result<Option<Condition>, TriggerError> {
         if depth > MAX_DEPTH {
-            return Err(err(self.col(), format!("parentheses nested deeper than {MAX_DEPTH}")));
+            return Err(err(
+                self.col(),
+                format!("parentheses nested deeper than {MAX_DEPTH}"),
+            ));
         }
         let mut op = GroupOp::And;
         let mut children = Vec::new();
@@ -132,7 +159,9 @@ impl Parser {
 
     fn term(&mut self, depth: usize) -> Result<Option<Condition>, TriggerError> {
         let col = self.col();
-        let Some(tok) = self.next() else { return Err(err(col, "expected a condition, found the end")) };
+        let Some(tok) = self.next() else {
+            return Err(err(col, "expected a condition, found the end"));
+        };
         match tok.tok {
             Tok::LParen => {
                 let inner = self.group(true, depth + 1)?;
@@ -142,7 +171,9 @@ impl Parser {
             Tok::Bang => {
                 let fcol = self.col();
                 match self.next().map(|t| t.tok) {
-                    Some(Tok::Ident(s)) if s.len() == 1 && (s[0] == "contains" || s[0] == "match") => {
+                    Some(Tok::Ident(s))
+                        if s.len() == 1 && (s[0] == "contains" || s[0] == "match") =>
+                    {
                         self.function(&s[0], true)
                     }
                     _ => Err(err(fcol, "expected contains( or match( after \"!\"")),
@@ -190,7 +221,12 @@ impl Parser {
                 // Segment reads a bare word as text.
                 word => Literal::Str(word.to_owned()),
             },
-            Some(_) => return Err(err(vcol, "expected a value (\"text\", number, true, false or null)")),
+            Some(_) => {
+                return Err(err(
+                    vcol,
+                    "expected a value (\"text\", number, true, false or null)",
+                ));
+            }
             None => return Err(err(vcol, "expected a value, found the end")),
         };
         Ok(classify(segs).map(|field| build(field, op, value)))
@@ -205,13 +241,23 @@ impl Parser {
                 Some(Field::Type) => None,
                 other => other,
             },
-            _ => return Err(err(fcol, format!("{name}() expects a field as its first argument"))),
+            _ => {
+                return Err(err(
+                    fcol,
+                    format!("{name}() expects a field as its first argument"),
+                ));
+            }
         };
         self.expect(&Tok::Comma, "\",\"")?;
         let vcol = self.col();
         let text = match self.next().map(|t| t.tok) {
             Some(Tok::Str(s)) => s,
-            _ => return Err(err(vcol, format!("{name}() expects a string as its second argument"))),
+            _ => {
+                return Err(err(
+                    vcol,
+                    format!("{name}() expects a string as its second argument"),
+                ));
+            }
         };
         self.expect(&Tok::RParen, "\")\"")?;
         let (func, value) = if name == "contains" {
@@ -221,8 +267,17 @@ impl Parser {
         } else {
             // Segment drops the first character whatever it is: match(f, "abc") ends with "bc".
             let rest: String = text.chars().skip(1).collect();
-            if rest.is_empty() { (TextFn::StartsWith, rest) } else { (TextFn::EndsWith, rest) }
+            if rest.is_empty() {
+                (TextFn::StartsWith, rest)
+            } else {
+                (TextFn::EndsWith, rest)
+            }
         };
-        Ok(field.map(|field| Condition::Text { field, func, negate, value }))
+        Ok(field.map(|field| Condition::Text {
+            field,
+            func,
+            negate,
+            value,
+        }))
     }
 }
