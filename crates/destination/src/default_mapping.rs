@@ -556,4 +556,49 @@ mod tests {
         v.as_object_mut().unwrap().remove("userId");
         assert_eq!(code(map(v, &s)), ("rejected", ReasonCode::BadIdentifier));
     }
+
+    // engage-events.md §1.2: identify reads traits[key], track reads properties[key], never
+    // the other one.
+    #[test]
+    fn identify_reads_traits_and_track_reads_properties() {
+        let s = settings(ProjectType::Hybrid);
+        let personas =
+            json!({"personas": {"computation_class": "audience", "computation_key": "a"}});
+        let v = json!({"type": "identify", "userId": "u", "traits": {}, "properties": {"a": true}, "context": personas});
+        assert_eq!(
+            code(map(v, &s)),
+            ("rejected", ReasonCode::InvalidMembership)
+        );
+        let v = json!({"type": "track", "userId": "u", "traits": {"a": true}, "properties": {"a": false}, "context": personas});
+        assert_eq!(change(map(v, &s)).direction, Direction::Unsubscribe);
+    }
+
+    // engage-events.md §1.3 and design decision 4: a journey step without a value enters;
+    // Journeys V1 sends the string "true".
+    #[test]
+    fn journey_steps_and_string_values_enter() {
+        let s = settings(ProjectType::Hybrid);
+        let v = json!({"type": "track", "event": "Step", "userId": "u", "properties": {},
+                       "context": {"personas": {"computation_class": "journey_step", "computation_key": "j__s_1"}}});
+        assert_eq!(change(map(v, &s)).direction, Direction::Subscribe);
+        let v = json!({"type": "track", "event": "Audience Entered", "userId": "u",
+                       "properties": {"j_o_first": "true"},
+                       "context": {"personas": {"computation_class": "audience", "computation_key": "j_o_first"}}});
+        assert_eq!(change(map(v, &s)).direction, Direction::Subscribe);
+    }
+
+    // A key with JSON escapes is still found (the raw reader unescapes keys).
+    #[test]
+    fn escaped_keys_and_values_are_read() {
+        let s = settings(ProjectType::Hybrid);
+        let e: Event = serde_json::from_str(
+            r#"{"type":"identify","userId":"u\u0031","traits":{"em\u0061il":"A\u0040x.com","a":true},
+                "context":{"personas":{"computation_key":"\u0061"}}}"#,
+        )
+        .unwrap();
+        let c = change(map_event(&e, &s, ctx()));
+        assert_eq!(c.identity.email(), Some("a@x.com"));
+        assert_eq!(c.identity.user_id(), Some("u1"));
+        assert_eq!(c.audience_key, "a");
+    }
 }
