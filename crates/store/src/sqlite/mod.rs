@@ -961,31 +961,43 @@ impl Store for SqliteStore {
             (None, _) => None,
         };
         let limit = if query.limit == 0 { 100 } else { query.limit };
-        let mut stmt = inner.conn.prepare_cached(sql::SELECT_LOG)?;
-        let rows = stmt.query_map(
-            params![
-                dest,
-                audience,
-                query.identity,
-                query.outcome.map(Outcome::as_int),
-                limit as i64
-            ],
-            |r| {
-                Ok(LogEntry {
-                    message_id: r.get(0)?,
-                    destination: r.get(1)?,
-                    audience_key: r.get(2)?,
-                    identity: r.get(3)?,
-                    outcome: Outcome::from_int(r.get(4)?),
-                    reason_code: r.get(5)?,
-                    reason: r.get(6)?,
-                    next_attempt: r.get(7)?,
-                    request_id: r.get(8)?,
-                    accepted_at: r.get(9)?,
-                    updated_at: r.get(10)?,
-                })
-            },
-        )?;
+        let text = sql::select_log(
+            dest.is_some(),
+            audience.is_some(),
+            query.identity.is_some(),
+            query.outcome.is_some(),
+        );
+        let mut stmt = inner.conn.prepare_cached(&text)?;
+        // Unused positions still need a value: SQLite numbers parameters by the highest index.
+        let mut bind: Vec<rusqlite::types::Value> = vec![rusqlite::types::Value::Null; 5];
+        if let Some(d) = dest {
+            bind[0] = d.into();
+        }
+        if let Some(a) = audience {
+            bind[1] = a.into();
+        }
+        if let Some(i) = &query.identity {
+            bind[2] = i.clone().into();
+        }
+        if let Some(o) = query.outcome {
+            bind[3] = o.as_int().into();
+        }
+        bind[4] = (limit as i64).into();
+        let rows = stmt.query_map(rusqlite::params_from_iter(bind), |r| {
+            Ok(LogEntry {
+                message_id: r.get(0)?,
+                destination: r.get(1)?,
+                audience_key: r.get(2)?,
+                identity: r.get(3)?,
+                outcome: Outcome::from_int(r.get(4)?),
+                reason_code: r.get(5)?,
+                reason: r.get(6)?,
+                next_attempt: r.get(7)?,
+                request_id: r.get(8)?,
+                accepted_at: r.get(9)?,
+                updated_at: r.get(10)?,
+            })
+        })?;
         rows.collect::<Result<_, _>>().map_err(StoreError::from)
     }
 

@@ -176,12 +176,29 @@ pub(crate) const EVENT_BACK_TO_PENDING: &str = "UPDATE events SET outcome = 0, r
      WHERE seq = ?1";
 
 // Log queries, final events.
-pub(crate) const SELECT_LOG: &str = "SELECT e.message_id, d.name, a.audience_key, e.identity, e.outcome, e.reason_code, e.reason,
-        e.next_attempt, e.request_id, e.accepted_at, e.updated_at
-     FROM events e JOIN destinations d ON d.id = e.dest_id LEFT JOIN audiences a ON a.id = e.audience_id
-     WHERE (?1 IS NULL OR e.dest_id = ?1) AND (?2 IS NULL OR e.audience_id = ?2)
-       AND (?3 IS NULL OR e.identity = ?3) AND (?4 IS NULL OR e.outcome = ?4)
-     ORDER BY e.seq DESC LIMIT ?5";
+/// The log query with only the filters given, so that SQLite can use `events_audience`
+/// (`audience_id`, `outcome`, then arrival order) instead of scanning the log. Parameters are
+/// numbered by position: destination, audience, identity, outcome, then the limit as `?5`.
+pub(crate) fn select_log(dest: bool, audience: bool, identity: bool, outcome: bool) -> String {
+    let mut sql = String::from(
+        "SELECT e.message_id, d.name, a.audience_key, e.identity, e.outcome, e.reason_code, e.reason,
+            e.next_attempt, e.request_id, e.accepted_at, e.updated_at
+         FROM events e JOIN destinations d ON d.id = e.dest_id LEFT JOIN audiences a ON a.id = e.audience_id
+         WHERE 1",
+    );
+    for (on, clause) in [
+        (dest, " AND e.dest_id = ?1"),
+        (audience, " AND e.audience_id = ?2"),
+        (identity, " AND e.identity = ?3"),
+        (outcome, " AND e.outcome = ?4"),
+    ] {
+        if on {
+            sql.push_str(clause);
+        }
+    }
+    sql.push_str(" ORDER BY e.seq DESC LIMIT ?5");
+    sql
+}
 
 // Status.
 pub(crate) const PENDING_COUNTS: &str = "SELECT d.name, a.audience_key, a.list_id, m.desired, count(*)
