@@ -100,7 +100,11 @@ async fn lists(State(sim): State<Sim>, Path(pid): Path<i64>) -> Response {
     }
 }
 
-async fn create_list(State(sim): State<Sim>, Path(pid): Path<i64>, Json(l): Json<ListConfig>) -> Response {
+async fn create_list(
+    State(sim): State<Sim>,
+    Path(pid): Path<i64>,
+    Json(l): Json<ListConfig>,
+) -> Response {
     done(sim.create_list_with(pid, l))
 }
 
@@ -136,7 +140,11 @@ async fn users(State(sim): State<Sim>, Path(pid): Path<i64>) -> Response {
 async fn user(State(sim): State<Sim>, Path(pid): Path<i64>, Query(q): Query<UserRef>) -> Response {
     match sim.user(pid, &q) {
         Ok(Some(u)) => Json(u).into_response(),
-        Ok(None) => (StatusCode::NOT_FOUND, Json(json!({"error": "no such user"}))).into_response(),
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "no such user"})),
+        )
+            .into_response(),
         Err(e) => error(e),
     }
 }

@@ -1,8 +1,10 @@
 //! `dataFields`: per-project field types and merging into profiles (iterable-api.md §6.4).
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 
 use serde_json::{Map, Value};
+
+use crate::hash::FastMap;
 
 /// The type a field takes the first time a value is stored in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,32 +64,43 @@ pub(crate) struct FieldCheck {
 }
 
 /// Checks `fields` against `types` without changing anything.
-pub(crate) fn check(types: &HashMap<String, FieldType>, fields: &Map<String, Value>) -> FieldCheck {
+pub(crate) fn check<'k>(
+    types: &FastMap<String, FieldType>,
+    fields: impl IntoIterator<Item = (&'k str, &'k Value)>,
+) -> FieldCheck {
     let mut out = FieldCheck::default();
     walk(types, "", fields, &mut out);
     out
 }
 
-fn walk(
-    types: &HashMap<String, FieldType>,
+fn walk<'k>(
+    types: &FastMap<String, FieldType>,
     prefix: &str,
-    fields: &Map<String, Value>,
+    fields: impl IntoIterator<Item = (&'k str, &'k Value)>,
     out: &mut FieldCheck,
 ) {
     for (key, value) in fields {
+        // Top-level paths borrow the key: no allocation for the common case.
+        let nested;
         let path = if prefix.is_empty() {
-            key.clone()
+            key
         } else {
-            format!("{prefix}.{key}")
+            nested = format!("{prefix}.{key}");
+            nested.as_str()
         };
-        check_value(types, &path, value, out);
+        check_value(types, path, value, out);
         if out.mismatch {
             return;
         }
     }
 }
 
-fn check_value(types: &HashMap<String, FieldType>, path: &str, value: &Value, out: &mut FieldCheck) {
+fn check_value(
+    types: &FastMap<String, FieldType>,
+    path: &str,
+    value: &Value,
+    out: &mut FieldCheck,
+) {
     if let Value::Array(items) = value {
         // An array takes the type of its elements.
         for item in items {
@@ -101,10 +114,12 @@ fn check_value(types: &HashMap<String, FieldType>, path: &str, value: &Value, ou
     let Some(incoming) = scalar_type(value) else {
         return;
     };
-    let known = types
-        .get(path)
-        .copied()
-        .or_else(|| out.new_fields.iter().find(|(p, _)| p == path).map(|(_, t)| *t));
+    let known = types.get(path).copied().or_else(|| {
+        out.new_fields
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, t)| *t)
+    });
     match known {
         Some(existing) if !compatible(existing, incoming) => {
             out.mismatch = true;
@@ -114,19 +129,24 @@ fn check_value(types: &HashMap<String, FieldType>, path: &str, value: &Value, ou
         None => out.new_fields.push((path.to_owned(), incoming)),
     }
     if let Value::Object(inner) = value {
-        walk(types, path, inner, out);
+        walk(types, path, inner.iter().map(|(k, v)| (k.as_str(), v)), out);
     }
 }
 
 /// Merges `incoming` into `profile`: top-level keys overwrite, `null` removes a key, and with
-/// `merge_nested` two objects under the same key are merged key by key.
-pub(crate) fn merge(profile: &mut Map<String, Value>, incoming: Map<String, Value>, merge_nested: bool) {
+/// `merge_nested` two objects under the same key are merged key by key. An unchanged value is
+/// left in place (re-subscribes usually carry the same fields).
+pub(crate) fn merge(
+    profile: &mut Map<String, Value>,
+    incoming: Vec<(Cow<'_, str>, Value)>,
+    merge_nested: bool,
+) {
     for (key, value) in incoming {
         match value {
             Value::Null => {
-                profile.remove(&key);
+                profile.remove(key.as_ref());
             }
-            Value::Object(inner) if merge_nested => match profile.get_mut(&key) {
+            Value::Object(inner) if merge_nested => match profile.get_mut(key.as_ref()) {
                 Some(Value::Object(existing)) => {
                     for (k, v) in inner {
                         if v.is_null() {
@@ -137,12 +157,19 @@ pub(crate) fn merge(profile: &mut Map<String, Value>, incoming: Map<String, Valu
                     }
                 }
                 _ => {
-                    profile.insert(key, Value::Object(inner));
+                    profile.insert(key.into_owned(), Value::Object(inner));
                 }
             },
-            other => {
-                profile.insert(key, other);
-            }
+            other => match profile.get_mut(key.as_ref()) {
+                Some(slot) => {
+                    if *slot != other {
+                        *slot = other;
+                    }
+                }
+                None => {
+                    profile.insert(key.into_owned(), other);
+                }
+            },
         }
     }
 }
@@ -159,29 +186,48 @@ mod tests {
         }
     }
 
+    fn pairs(v: Value) -> Vec<(Cow<'static, str>, Value)> {
+        obj(v)
+            .into_iter()
+            .map(|(k, v)| (Cow::Owned(k), v))
+            .collect()
+    }
+
+    fn check_json(types: &FastMap<String, FieldType>, v: Value) -> FieldCheck {
+        let m = obj(v);
+        check(types, m.iter().map(|(k, v)| (k.as_str(), v)))
+    }
+
     // iterable-api.md §6.4: the mergeNestedObjects example from the spec.
     #[test]
     fn merge_nested_objects_merges_top_level_objects() {
         let mut p = obj(json!({"mySettings": {"mobile": true}, "a": 1}));
-        merge(&mut p, obj(json!({"mySettings": {"email": true}})), true);
-        assert_eq!(Value::Object(p), json!({"mySettings": {"mobile": true, "email": true}, "a": 1}));
+        merge(&mut p, pairs(json!({"mySettings": {"email": true}})), true);
+        assert_eq!(
+            Value::Object(p),
+            json!({"mySettings": {"mobile": true, "email": true}, "a": 1})
+        );
         let mut p = obj(json!({"mySettings": {"mobile": true}}));
-        merge(&mut p, obj(json!({"mySettings": {"email": true}, "b": null})), false);
+        merge(
+            &mut p,
+            pairs(json!({"mySettings": {"email": true}, "b": null})),
+            false,
+        );
         assert_eq!(Value::Object(p), json!({"mySettings": {"email": true}}));
     }
 
     // iterable-api.md §6.4: types are per project; a date field refuses "GGG".
     #[test]
     fn type_checks_follow_the_first_type() {
-        let mut types = HashMap::new();
+        let mut types = FastMap::default();
         types.insert("signupDate".to_owned(), FieldType::Date);
         types.insert("plan".to_owned(), FieldType::String);
-        assert!(check(&types, &obj(json!({"signupDate": "GGG"}))).mismatch);
-        assert!(!check(&types, &obj(json!({"plan": "2020-01-01"}))).mismatch);
-        assert!(check(&types, &obj(json!({"plan": 3}))).mismatch);
-        let c = check(&types, &obj(json!({"n": {"x": [1, 2]}})));
+        assert!(check_json(&types, json!({"signupDate": "GGG"})).mismatch);
+        assert!(!check_json(&types, json!({"plan": "2020-01-01"})).mismatch);
+        assert!(check_json(&types, json!({"plan": 3})).mismatch);
+        let c = check_json(&types, json!({"n": {"x": [1, 2]}}));
         assert!(!c.mismatch);
         assert_eq!(c.new_fields.len(), 2);
-        assert!(check(&types, &obj(json!({"z": [1, "a"]}))).mismatch);
+        assert!(check_json(&types, json!({"z": [1, "a"]})).mismatch);
     }
 }

@@ -9,10 +9,10 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, header};
-use iterable::types::{CreateListRequest, GetListsResponse, SubscribeRequest, UnsubscribeRequest};
+use iterable::types::{CreateListRequest, GetListsResponse};
 use serde_json::{Map, Value, json};
 
-use crate::body::{self, CREATE_LIST, SUBSCRIBE, UNSUBSCRIBE};
+use crate::body::{self, CREATE_LIST, SUBSCRIBE, SubscribeBody, UNSUBSCRIBE, UnsubscribeBody};
 use crate::config::{CutMode, Endpoint, Faults, LimitBody, LimitResponse, RetryAfter};
 use crate::log::Entry;
 use crate::model::{List, ListProblem, ProjectData};
@@ -109,10 +109,12 @@ fn draw_fate(faults: &Faults, endpoint: Endpoint, seed: u64, seq: u64) -> Fate {
         Duration::from_millis(lo + ((hi - lo) as f64 * u_delay_len) as u64)
     });
     let cut_before = u_cut < faults.cut_before_rate;
-    let cut_after =
-        !cut_before && u_cut < faults.cut_before_rate + faults.cut_after_rate;
-    let error = (!cut_before && !cut_after && u_err < faults.error_rate && !faults.error_statuses.is_empty())
-        .then(|| faults.error_statuses[(u_status % faults.error_statuses.len() as u64) as usize]);
+    let cut_after = !cut_before && u_cut < faults.cut_before_rate + faults.cut_after_rate;
+    let error = (!cut_before
+        && !cut_after
+        && u_err < faults.error_rate
+        && !faults.error_statuses.is_empty())
+    .then(|| faults.error_statuses[(u_status % faults.error_statuses.len() as u64) as usize]);
     Fate {
         delay,
         cut_before,
@@ -216,10 +218,11 @@ async fn pipeline(
     };
 
     let limits = sim.limits_state();
-    let admitted = project
-        .buckets
-        .lock()
-        .admit(&limits.limits, limits.generation, endpoint, Instant::now());
+    let admitted =
+        project
+            .buckets
+            .lock()
+            .admit(&limits.limits, limits.generation, endpoint, Instant::now());
     if let Err(wait) = admitted {
         entry.fault = Some("rate_limit");
         return Outcome::Respond(rate_limited(
@@ -300,7 +303,7 @@ fn execute(
                         "code": "Success", "params": null}),
             )
         }
-        Endpoint::Subscribe => match body::parse::<SubscribeRequest>(bytes, &SUBSCRIBE) {
+        Endpoint::Subscribe => match body::parse::<SubscribeBody>(bytes, &SUBSCRIBE) {
             Ok(req) => {
                 let mut data = project.data.lock();
                 if data.visible_list(req.list_id, now).is_err() {
@@ -312,7 +315,7 @@ fn execute(
             }
             Err(params) => bad_json(params),
         },
-        Endpoint::Unsubscribe => match body::parse::<UnsubscribeRequest>(bytes, &UNSUBSCRIBE) {
+        Endpoint::Unsubscribe => match body::parse::<UnsubscribeBody>(bytes, &UNSUBSCRIBE) {
             Ok(req) => {
                 let mut data = project.data.lock();
                 if data.visible_list(req.list_id, now).is_err() {
@@ -420,7 +423,11 @@ impl Query {
                 _ => {}
             }
         }
-        if errors.is_empty() { Ok(out) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            Err(errors)
+        }
     }
 }
 

@@ -68,6 +68,7 @@ mod body;
 mod config;
 mod control;
 mod fields;
+mod hash;
 mod http_api;
 mod identity;
 mod limits;

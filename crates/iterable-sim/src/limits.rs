@@ -72,9 +72,10 @@ mod tests {
     // iterable-api.md §4.2: a leaky bucket refuses once full and admits again once drained.
     #[test]
     fn bucket_fills_and_drains() {
-        let limits = Limits::none().rule(
-            LimitRule::per_second(&[Endpoint::Subscribe, Endpoint::Unsubscribe], 2.0),
-        );
+        let limits = Limits::none().rule(LimitRule::per_second(
+            &[Endpoint::Subscribe, Endpoint::Unsubscribe],
+            2.0,
+        ));
         let mut b = Buckets::default();
         let t0 = Instant::now();
         assert!(b.admit(&limits, 1, Endpoint::Subscribe, t0).is_ok());
@@ -82,8 +83,14 @@ mod tests {
         let wait = b.admit(&limits, 1, Endpoint::Subscribe, t0).unwrap_err();
         assert!(wait > Duration::from_millis(400) && wait <= Duration::from_millis(500));
         assert!(b.admit(&limits, 1, Endpoint::GetLists, t0).is_ok());
-        assert!(b
-            .admit(&limits, 1, Endpoint::Subscribe, t0 + Duration::from_millis(500))
-            .is_ok());
+        assert!(
+            b.admit(
+                &limits,
+                1,
+                Endpoint::Subscribe,
+                t0 + Duration::from_millis(500)
+            )
+            .is_ok()
+        );
     }
 }

@@ -90,7 +90,12 @@ impl RequestLog {
     }
 
     pub fn snapshot(&self) -> Vec<LoggedRequest> {
-        self.inner.lock().entries.iter().map(Entry::to_public).collect()
+        self.inner
+            .lock()
+            .entries
+            .iter()
+            .map(Entry::to_public)
+            .collect()
     }
 
     pub fn clear(&self) {

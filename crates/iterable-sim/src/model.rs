@@ -1,16 +1,17 @@
 //! One project's data: users, lists, field types, forgotten identities, and the list
 //! operations that change them (iterable-api.md §2.4, §2.5, §6).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::time::Instant;
 
-use iterable::types::{
-    FailedUpdates, ListDetails, ListType, ProjectType, SubscribeRequest, UnsubscribeRequest,
-};
+use iterable::types::{FailedUpdates, ListDetails, ListType, ProjectType};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::body::{SubscribeBody, UnsubscribeBody};
 use crate::fields::{self, FieldType};
+use crate::hash::{FastMap, FastSet};
 use crate::identity::{valid_email, valid_user_id};
 
 /// The channel every list of a simulated project is associated with.
@@ -61,7 +62,7 @@ pub(crate) struct List {
     pub details: ListDetails,
     /// Before this instant the list answers `invalidListId` (eventual consistency).
     pub visible_at: Option<Instant>,
-    members: HashSet<u32>,
+    members: FastSet<u32>,
 }
 
 /// The answer of subscribe and unsubscribe, with every array present as the modern
@@ -137,12 +138,12 @@ pub(crate) struct ProjectData {
     pub project_type: ProjectType,
     pub allow_new_fields: bool,
     users: Vec<Option<User>>,
-    by_email: HashMap<String, u32>,
-    by_user_id: HashMap<String, u32>,
+    by_email: FastMap<String, u32>,
+    by_user_id: FastMap<String, u32>,
     pub lists: BTreeMap<i64, List>,
-    field_types: HashMap<String, FieldType>,
-    forgotten_emails: HashSet<String>,
-    forgotten_user_ids: HashSet<String>,
+    field_types: FastMap<String, FieldType>,
+    forgotten_emails: FastSet<String>,
+    forgotten_user_ids: FastSet<String>,
     placeholder_seq: u64,
     placeholder_seed: u64,
 }
@@ -158,12 +159,12 @@ impl ProjectData {
             project_type,
             allow_new_fields,
             users: Vec::new(),
-            by_email: HashMap::new(),
-            by_user_id: HashMap::new(),
+            by_email: FastMap::default(),
+            by_user_id: FastMap::default(),
             lists: BTreeMap::new(),
-            field_types: HashMap::new(),
-            forgotten_emails: HashSet::new(),
-            forgotten_user_ids: HashSet::new(),
+            field_types: FastMap::default(),
+            forgotten_emails: FastSet::default(),
+            forgotten_user_ids: FastSet::default(),
             placeholder_seq: 0,
             placeholder_seed: seed,
         }
@@ -175,7 +176,7 @@ impl ProjectData {
             List {
                 details,
                 visible_at,
-                members: HashSet::new(),
+                members: FastSet::default(),
             },
         );
     }
@@ -217,14 +218,12 @@ impl ProjectData {
 
     fn find(&self, email: Option<&str>, user_id: Option<&str>) -> Option<u32> {
         let by_id = user_id.and_then(|u| self.by_user_id.get(u).copied());
-        let by_email = email.and_then(|e| self.by_email.get(&e.to_lowercase()).copied());
+        let by_email = email.and_then(|e| self.by_email.get(lower(e).as_ref()).copied());
         match self.project_type {
             ProjectType::Email => by_email.or(if email.is_none() { by_id } else { None }),
-            ProjectType::UserId | ProjectType::Hybrid => by_id.or(if user_id.is_none() {
-                by_email
-            } else {
-                None
-            }),
+            ProjectType::UserId | ProjectType::Hybrid => {
+                by_id.or(if user_id.is_none() { by_email } else { None })
+            }
         }
     }
 
@@ -298,6 +297,9 @@ impl ProjectData {
     }
 
     fn is_forgotten(&self, email: Option<&str>, user_id: Option<&str>) -> bool {
+        if self.forgotten_emails.is_empty() && self.forgotten_user_ids.is_empty() {
+            return false;
+        }
         email.is_some_and(|e| self.forgotten_emails.contains(&e.to_lowercase()))
             || user_id.is_some_and(|u| self.forgotten_user_ids.contains(u))
     }
@@ -334,8 +336,10 @@ impl ProjectData {
         prefer_user_id: bool,
         existing_only: bool,
     ) -> Result<Resolved, Kind> {
-        let email_lc = email.map(str::to_lowercase);
-        let by_email = email_lc.as_ref().and_then(|e| self.by_email.get(e).copied());
+        let email_lc = email.map(lower);
+        let by_email = email_lc
+            .as_ref()
+            .and_then(|e| self.by_email.get(e.as_ref()).copied());
         let by_id = user_id.and_then(|u| self.by_user_id.get(u).copied());
         let user = |i: u32| self.users[i as usize].as_ref();
         let existing = |idx: u32, set_email: Option<String>, set_user_id: Option<String>| {
@@ -351,7 +355,7 @@ impl ProjectData {
             ProjectType::Email => match (email_lc, by_email) {
                 (Some(_), Some(idx)) => existing(idx, None, user_id.map(str::to_owned)),
                 (Some(e), None) => Ok(Resolved::Create {
-                    email: Some(e),
+                    email: Some(e.into_owned()),
                     user_id: user_id.map(str::to_owned),
                 }),
                 (None, _) => match by_id {
@@ -364,9 +368,9 @@ impl ProjectData {
                 },
             },
             ProjectType::UserId => match (user_id, by_id) {
-                (Some(_), Some(idx)) => existing(idx, email_lc, None),
+                (Some(_), Some(idx)) => existing(idx, email_lc.map(Cow::into_owned), None),
                 (Some(u), None) if !existing_only => Ok(Resolved::Create {
-                    email: email_lc,
+                    email: email_lc.map(Cow::into_owned),
                     user_id: Some(u.to_owned()),
                 }),
                 (Some(_), None) => Err(Kind::NotFound),
@@ -380,10 +384,10 @@ impl ProjectData {
                     (Some(u), None) => existing(a, None, Some(u.to_owned())),
                     (None, _) => existing(a, None, None),
                 },
-                (None, Some(b)) => existing(b, email_lc, None),
+                (None, Some(b)) => existing(b, email_lc.map(Cow::into_owned), None),
                 (None, None) if existing_only => Err(Kind::NotFound),
                 (None, None) => Ok(Resolved::Create {
-                    email: email_lc,
+                    email: email_lc.map(Cow::into_owned),
                     user_id: user_id.map(str::to_owned),
                 }),
             },
@@ -482,7 +486,7 @@ impl ProjectData {
     }
 
     /// `POST /api/lists/subscribe` on a list known to be visible.
-    pub fn subscribe(&mut self, req: SubscribeRequest) -> BulkAnswer {
+    pub fn subscribe(&mut self, req: SubscribeBody<'_>) -> BulkAnswer {
         let mut answer = BulkAnswer::default();
         let list_id = req.list_id;
         // Respected only in userId and hybrid projects (iterable-api.md §2.4).
@@ -512,9 +516,10 @@ impl ProjectData {
                     continue;
                 }
             };
-            let mut data = sub.data_fields.unwrap_or_default();
+            let mut data = sub.data_fields.unwrap_or_default().0;
             if !data.is_empty() {
-                let check = fields::check(&self.field_types, &data);
+                let check =
+                    fields::check(&self.field_types, data.iter().map(|(k, v)| (k.as_ref(), v)));
                 if check.mismatch {
                     answer.fail(Kind::InvalidData, email, user_id);
                     continue;
@@ -522,7 +527,7 @@ impl ProjectData {
                 for (path, ty) in check.new_fields {
                     let top = path.split('.').next().unwrap_or(&path).to_owned();
                     if !self.allow_new_fields && !self.field_types.contains_key(&top) {
-                        data.remove(&top);
+                        data.retain(|(k, _)| *k != top.as_str());
                         if !filtered.contains(&top) {
                             filtered.push(top);
                         }
@@ -555,7 +560,7 @@ impl ProjectData {
     }
 
     /// `POST /api/lists/unsubscribe` on a list known to be visible. Never creates users.
-    pub fn unsubscribe(&mut self, req: UnsubscribeRequest) -> BulkAnswer {
+    pub fn unsubscribe(&mut self, req: UnsubscribeBody<'_>) -> BulkAnswer {
         let mut answer = BulkAnswer::default();
         let channel = req.channel_unsubscribe.unwrap_or(false);
         let record = channel || req.campaign_id.is_some();
@@ -592,6 +597,15 @@ impl ProjectData {
             answer.success_count += 1;
         }
         answer
+    }
+}
+
+/// Lowercases an email, borrowing when it already is lowercase (the common case).
+fn lower(email: &str) -> Cow<'_, str> {
+    if email.chars().any(char::is_uppercase) {
+        Cow::Owned(email.to_lowercase())
+    } else {
+        Cow::Borrowed(email)
     }
 }
 

@@ -16,9 +16,9 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
+use crate::SimError;
 use crate::config::SimConfig;
 use crate::sim::Sim;
-use crate::SimError;
 
 /// Lets a handler cut the connection its request came on.
 #[derive(Clone)]
@@ -77,10 +77,7 @@ impl AsyncWrite for CuttableStream {
         Pin::new(&mut self.inner).poll_flush(cx)
     }
 
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
@@ -95,7 +92,9 @@ pub struct Simulator {
 
 impl std::fmt::Debug for Simulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Simulator").field("addr", &self.addr).finish()
+        f.debug_struct("Simulator")
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 
@@ -109,8 +108,13 @@ impl std::ops::Deref for Simulator {
 impl Simulator {
     /// Starts a simulator on `127.0.0.1:0` (a free port) in the current tokio runtime.
     pub async fn start(config: SimConfig) -> Result<Simulator, SimError> {
-        Self::bind("127.0.0.1:0".parse().map_err(|_| SimError::Config("address".into()))?, config)
-            .await
+        Self::bind(
+            "127.0.0.1:0"
+                .parse()
+                .map_err(|_| SimError::Config("address".into()))?,
+            config,
+        )
+        .await
     }
 
     /// Starts a simulator on `addr` in the current tokio runtime.
@@ -185,10 +189,11 @@ async fn serve_conn(stream: TcpStream, router: Router, mut shutdown: watch::Rece
         cut: cut.flag.clone(),
     });
     let handle = cut.clone();
-    let service = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-        req.extensions_mut().insert(handle.clone());
-        router.clone().oneshot(req)
-    });
+    let service =
+        hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(handle.clone());
+            router.clone().oneshot(req)
+        });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .keep_alive(true)

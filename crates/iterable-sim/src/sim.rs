@@ -10,11 +10,11 @@ use iterable::types::{ListDetails, ListType, ProjectType};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
+use crate::SimError;
 use crate::config::{Faults, Limits, ListConfig, ProjectConfig, SimConfig};
 use crate::limits::Buckets;
 use crate::log::{LoggedRequest, RequestLog};
 use crate::model::{ProjectData, UserProfile, new_list_details};
-use crate::SimError;
 
 /// Designates a project: by one of its API keys, or by its id.
 #[derive(Clone, PartialEq, Eq)]
@@ -179,7 +179,11 @@ impl Sim {
         if reg.by_id.contains_key(&config.id) {
             return Err(SimError::ProjectExists(config.id));
         }
-        if config.api_keys.iter().any(|k| reg.by_key.contains_key(&k.0)) {
+        if config
+            .api_keys
+            .iter()
+            .any(|k| reg.by_key.contains_key(&k.0))
+        {
             return Err(SimError::KeyInUse);
         }
         let mut data = ProjectData::new(
@@ -304,7 +308,11 @@ impl Sim {
     }
 
     /// Deletes a list and its memberships.
-    pub fn delete_list(&self, project: impl Into<ProjectRef>, list_id: i64) -> Result<(), SimError> {
+    pub fn delete_list(
+        &self,
+        project: impl Into<ProjectRef>,
+        list_id: i64,
+    ) -> Result<(), SimError> {
         let p = self.project(project.into())?;
         p.data
             .lock()
@@ -337,7 +345,10 @@ impl Sim {
     ) -> Result<Vec<String>, SimError> {
         let p = self.project(project.into())?;
         let data = p.data.lock();
-        let list = data.lists.get(&list_id).ok_or(SimError::NoSuchList(list_id))?;
+        let list = data
+            .lists
+            .get(&list_id)
+            .ok_or(SimError::NoSuchList(list_id))?;
         Ok(data.members(list, prefer_user_id))
     }
 
@@ -359,7 +370,11 @@ impl Sim {
 
     /// GDPR-forgets a user: the profile goes and its identifiers are refused from now on
     /// (reported in `forgottenEmails`/`forgottenUserIds`). Works for unknown users too.
-    pub fn forget_user(&self, project: impl Into<ProjectRef>, user: &UserRef) -> Result<(), SimError> {
+    pub fn forget_user(
+        &self,
+        project: impl Into<ProjectRef>,
+        user: &UserRef,
+    ) -> Result<(), SimError> {
         let p = self.project(project.into())?;
         p.data
             .lock()

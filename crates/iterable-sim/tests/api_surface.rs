@@ -42,7 +42,12 @@ async fn unknown_or_missing_key_is_401_bad_api_key() {
     assert_eq!(v["code"], "BadApiKey");
     assert_eq!(v["params"]["endpoint"], "/api/lists");
     let r = api
-        .send(Method::POST, None, "/api/lists/subscribe", Some("{}".into()))
+        .send(
+            Method::POST,
+            None,
+            "/api/lists/subscribe",
+            Some("{}".into()),
+        )
         .await
         .unwrap();
     assert_eq!(r.status, 401);
@@ -62,7 +67,11 @@ async fn unknown_route_is_a_404_html_page() {
     ] {
         let r = api.send(m, Some("k-hybrid"), p, None).await.unwrap();
         assert_eq!(r.status, 404, "{p}");
-        assert!(r.content_type.starts_with("text/html"), "{p}: {}", r.content_type);
+        assert!(
+            r.content_type.starts_with("text/html"),
+            "{p}: {}",
+            r.content_type
+        );
         assert!(r.text.contains("<title>Action not found</title>"));
     }
     sim.shutdown().await;
@@ -73,7 +82,11 @@ async fn unknown_route_is_a_404_html_page() {
 async fn malformed_json_is_400_bad_json_body() {
     let (sim, api) = start(config()).await;
     sim.create_list("k-hybrid", 7, "l").unwrap();
-    for path in ["/api/lists/subscribe", "/api/lists/unsubscribe", "/api/lists"] {
+    for path in [
+        "/api/lists/subscribe",
+        "/api/lists/unsubscribe",
+        "/api/lists",
+    ] {
         let r = api.post_raw("k-hybrid", path, "{\"listId\": 7, ").await;
         assert_eq!(r.status, 400, "{path}");
         let v = r.json();
@@ -98,7 +111,10 @@ async fn wrong_field_types_are_400_bad_json_body_naming_the_field() {
     assert_eq!(r.status, 400);
     let v = r.json();
     assert_eq!(v["code"], "BadJsonBody");
-    assert_eq!(v["params"]["obj.subscribers[1].preferUserId"], "Boolean value expected");
+    assert_eq!(
+        v["params"]["obj.subscribers[1].preferUserId"],
+        "Boolean value expected"
+    );
 
     let r = api
         .subscribe("k-hybrid", json!({"listId": "7", "subscribers": []}))
@@ -107,10 +123,15 @@ async fn wrong_field_types_are_400_bad_json_body_naming_the_field() {
     let r = api.subscribe("k-hybrid", json!({"listId": 7})).await;
     assert_eq!(r.json()["params"]["obj.subscribers"], "error.path.missing");
     let r = api
-        .unsubscribe("k-hybrid", json!({"listId": 7, "subscribers": [], "campaignId": "x"}))
+        .unsubscribe(
+            "k-hybrid",
+            json!({"listId": 7, "subscribers": [], "campaignId": "x"}),
+        )
         .await;
     assert_eq!(r.json()["params"]["obj.campaignId"], "Long value expected");
-    let r = api.post("k-hybrid", "/api/lists", json!({"description": "d"})).await;
+    let r = api
+        .post("k-hybrid", "/api/lists", json!({"description": "d"}))
+        .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["params"]["obj.name"], "error.path.missing");
     // Nothing was applied.
@@ -134,11 +155,20 @@ async fn created_lists_are_standard_and_names_may_repeat() {
     )
     .unwrap();
     let a = api
-        .post("k-hybrid", "/api/lists", json!({"name": "aud", "description": "from segment"}))
+        .post(
+            "k-hybrid",
+            "/api/lists",
+            json!({"name": "aud", "description": "from segment"}),
+        )
         .await;
     assert_eq!(a.status, 200);
-    let b = api.post("k-hybrid", "/api/lists", json!({"name": "aud"})).await;
-    let (a, b) = (a.json()["listId"].as_i64().unwrap(), b.json()["listId"].as_i64().unwrap());
+    let b = api
+        .post("k-hybrid", "/api/lists", json!({"name": "aud"}))
+        .await;
+    let (a, b) = (
+        a.json()["listId"].as_i64().unwrap(),
+        b.json()["listId"].as_i64().unwrap(),
+    );
     assert_ne!(a, b);
     let r = api.get("k-hybrid", "/api/lists").await;
     assert_eq!(r.status, 200);
@@ -161,17 +191,27 @@ async fn created_lists_are_standard_and_names_may_repeat() {
 #[tokio::test]
 async fn deleted_list_answers_invalid_list_id() {
     let (sim, api) = start(config()).await;
-    let id = api.post("k-hybrid", "/api/lists", json!({"name": "x"})).await.json()["listId"]
+    let id = api
+        .post("k-hybrid", "/api/lists", json!({"name": "x"}))
+        .await
+        .json()["listId"]
         .as_i64()
         .unwrap();
     let r = api.delete("k-hybrid", &format!("/api/lists/{id}")).await;
     assert_eq!(r.status, 200);
     let v = r.json();
     assert_eq!(v["code"], "Success");
-    assert_eq!(v["msg"], format!("List {id} in Project 1001 was successfully deleted."));
+    assert_eq!(
+        v["msg"],
+        format!("List {id} in Project 1001 was successfully deleted.")
+    );
     for r in [
         api.delete("k-hybrid", &format!("/api/lists/{id}")).await,
-        api.subscribe("k-hybrid", json!({"listId": id, "subscribers": [{"userId": "u"}]})).await,
+        api.subscribe(
+            "k-hybrid",
+            json!({"listId": id, "subscribers": [{"userId": "u"}]}),
+        )
+        .await,
         api.get("k-hybrid", &format!("/api/lists/{id}/size")).await,
     ] {
         assert_eq!(r.status, 400);
@@ -185,10 +225,17 @@ async fn deleted_list_answers_invalid_list_id() {
 #[tokio::test]
 async fn unknown_list_id_is_400_with_code_success() {
     let (sim, api) = start(config()).await;
-    sim.create_list("k-email", 77, "other project's list").unwrap();
+    sim.create_list("k-email", 77, "other project's list")
+        .unwrap();
     for (path, body) in [
-        ("/api/lists/subscribe", json!({"listId": 999999999, "subscribers": [{"email": "a@x.com"}]})),
-        ("/api/lists/unsubscribe", json!({"listId": 999999999, "subscribers": [{"email": "a@x.com"}]})),
+        (
+            "/api/lists/subscribe",
+            json!({"listId": 999999999, "subscribers": [{"email": "a@x.com"}]}),
+        ),
+        (
+            "/api/lists/unsubscribe",
+            json!({"listId": 999999999, "subscribers": [{"email": "a@x.com"}]}),
+        ),
     ] {
         let r = api.post("k-hybrid", path, body).await;
         assert_eq!(r.status, 400);
@@ -198,11 +245,16 @@ async fn unknown_list_id_is_400_with_code_success() {
                    "params": {"projectId": 1001, "listId": 999999999}})
         );
     }
-    let r = api.get("k-hybrid", "/api/lists/getUsers?listId=999999999").await;
+    let r = api
+        .get("k-hybrid", "/api/lists/getUsers?listId=999999999")
+        .await;
     assert_eq!(r.json()["code"], "Success");
     // A list of another project is unknown here.
     let r = api
-        .subscribe("k-hybrid", json!({"listId": 77, "subscribers": [{"email": "a@x.com"}]}))
+        .subscribe(
+            "k-hybrid",
+            json!({"listId": 77, "subscribers": [{"email": "a@x.com"}]}),
+        )
         .await;
     assert_eq!(r.json()["msg"], "error.lists.invalidListId(77)");
     sim.shutdown().await;
@@ -232,7 +284,9 @@ async fn get_users_and_size_answer_plain_text() {
     assert_eq!(r.text, "ua\nub\nc@x.com\n");
     let r = api.get("k-hybrid", "/api/lists/7/size").await;
     assert_eq!((r.status, r.text.as_str()), (200, "3"));
-    let r = api.get("k-hybrid", "/api/lists/previewUsers?listId=7&size=2").await;
+    let r = api
+        .get("k-hybrid", "/api/lists/previewUsers?listId=7&size=2")
+        .await;
     assert_eq!(r.text.lines().count(), 2);
     let r = api.get("k-hybrid", "/api/lists/getUsers").await;
     assert_eq!(r.status, 400);

@@ -21,11 +21,19 @@ async fn the_control_api_drives_the_simulator_over_http() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let r = api
-        .control(Method::POST, "/projects/77/keys", Some(json!({"apiKey": "second-key"})))
+        .control(
+            Method::POST,
+            "/projects/77/keys",
+            Some(json!({"apiKey": "second-key"})),
+        )
         .await;
     assert_eq!(r.status, 200);
     let r = api
-        .control(Method::POST, "/projects/77/keys", Some(json!({"apiKey": "second-key"})))
+        .control(
+            Method::POST,
+            "/projects/77/keys",
+            Some(json!({"apiKey": "second-key"})),
+        )
         .await;
     assert_eq!(r.status, 409);
     let r = api
@@ -51,25 +59,40 @@ async fn the_control_api_drives_the_simulator_over_http() {
         .control(Method::GET, "/projects/77/lists/123456/members", None)
         .await;
     assert_eq!(r.json(), json!(["u1", "u2"]));
-    let r = api.control(Method::GET, "/projects/77/user?userId=u1", None).await;
+    let r = api
+        .control(Method::GET, "/projects/77/user?userId=u1", None)
+        .await;
     assert_eq!(r.json()["dataFields"], json!({"x": 1}));
     assert_eq!(r.json()["listIds"], json!([123456]));
-    let r = api.control(Method::GET, "/projects/77/user?userId=zz", None).await;
+    let r = api
+        .control(Method::GET, "/projects/77/user?userId=zz", None)
+        .await;
     assert_eq!(r.status, 404);
     let r = api
-        .control(Method::POST, "/projects/77/forget", Some(json!({"userId": "u1"})))
+        .control(
+            Method::POST,
+            "/projects/77/forget",
+            Some(json!({"userId": "u1"})),
+        )
         .await;
     assert_eq!(r.status, 200);
     let r = api.control(Method::GET, "/projects/77/users", None).await;
     assert_eq!(r.json().as_array().unwrap().len(), 1);
     let r = api
-        .subscribe("ctl-key", json!({"listId": 123456, "subscribers": [{"userId": "u1"}]}))
+        .subscribe(
+            "ctl-key",
+            json!({"listId": 123456, "subscribers": [{"userId": "u1"}]}),
+        )
         .await;
     assert_eq!(r.json()["failedUpdates"]["forgottenUserIds"], json!(["u1"]));
 
     // Faults and limits, live.
     let r = api
-        .control(Method::PUT, "/faults", Some(json!({"error_rate": 1.0, "error_statuses": [503]})))
+        .control(
+            Method::PUT,
+            "/faults",
+            Some(json!({"error_rate": 1.0, "error_statuses": [503]})),
+        )
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(api.get("ctl-key", "/api/lists").await.status, 503);
@@ -80,14 +103,19 @@ async fn the_control_api_drives_the_simulator_over_http() {
         .control(
             Method::PUT,
             "/limits",
-            Some(json!({"rules": [{"endpoints": ["get_lists"], "requests": 1, "per_ms": 3600000}],
-                        "response": {"body": "text", "retry_after": {"seconds": 3}}})),
+            Some(
+                json!({"rules": [{"endpoints": ["get_lists"], "requests": 1, "per_ms": 3600000}],
+                        "response": {"body": "text", "retry_after": {"seconds": 3}}}),
+            ),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(api.get("ctl-key", "/api/lists").await.status, 200);
     let limited = api.get("ctl-key", "/api/lists").await;
-    assert_eq!((limited.status, limited.retry_after.as_deref()), (429, Some("3")));
+    assert_eq!(
+        (limited.status, limited.retry_after.as_deref()),
+        (429, Some("3"))
+    );
 
     // The log, over HTTP.
     let r = api.control(Method::GET, "/log", None).await;
@@ -154,12 +182,17 @@ async fn a_toml_configuration_declares_projects_lists_faults_and_limits() {
     assert_eq!(lists["lists"][1]["listType"], "Dynamic");
     assert_eq!(api.get("toml-hybrid-2", "/api/lists").await.status, 200);
     assert_eq!(
-        api.get("toml-email", "/api/lists/getUsers?listId=31").await.status,
+        api.get("toml-email", "/api/lists/getUsers?listId=31")
+            .await
+            .status,
         503
     );
     let body = json!({"listId": 31, "subscribers": [{"email": "a@x.com"}]});
     assert_eq!(api.subscribe("toml-email", body.clone()).await.status, 200);
-    assert_eq!(api.unsubscribe("toml-email", body.clone()).await.status, 200);
+    assert_eq!(
+        api.unsubscribe("toml-email", body.clone()).await.status,
+        200
+    );
     let r = api.subscribe("toml-email", body).await;
     assert_eq!(r.status, 429);
     assert!(r.retry_after.is_some());
@@ -173,7 +206,10 @@ async fn a_toml_configuration_declares_projects_lists_faults_and_limits() {
         .await;
     assert_eq!(r.json()["filteredOutFields"], json!(["newField"]));
     assert_eq!(r.json()["successCount"], 1);
-    let p = sim.user(9002, &iterable_sim::UserRef::user_id("u")).unwrap().unwrap();
+    let p = sim
+        .user(9002, &iterable_sim::UserRef::user_id("u"))
+        .unwrap()
+        .unwrap();
     assert!(p.data_fields.is_empty());
     sim.shutdown().await;
 }

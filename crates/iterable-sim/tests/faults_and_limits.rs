@@ -23,13 +23,19 @@ fn config() -> SimConfig {
 }
 
 async fn sub(api: &Api, key: &str, user: &str) -> common::Answer {
-    api.subscribe(key, json!({"listId": LIST, "subscribers": [{"userId": user}]}))
-        .await
+    api.subscribe(
+        key,
+        json!({"listId": LIST, "subscribers": [{"userId": user}]}),
+    )
+    .await
 }
 
 async fn unsub(api: &Api, key: &str, user: &str) -> common::Answer {
-    api.unsubscribe(key, json!({"listId": LIST, "subscribers": [{"userId": user}]}))
-        .await
+    api.unsubscribe(
+        key,
+        json!({"listId": LIST, "subscribers": [{"userId": user}]}),
+    )
+    .await
 }
 
 async fn with_list(config: SimConfig) -> (iterable_sim::Simulator, Api) {
@@ -68,7 +74,10 @@ async fn subscribe_and_unsubscribe_share_one_bucket_per_project() {
     assert_eq!(sim.list_members("k", LIST).unwrap(), vec!["b"]);
     assert_eq!(api.get("k", "/api/lists").await.status, 200);
     let other = api
-        .subscribe("k2", json!({"listId": LIST + 1, "subscribers": [{"userId": "x"}]}))
+        .subscribe(
+            "k2",
+            json!({"listId": LIST + 1, "subscribers": [{"userId": "x"}]}),
+        )
         .await;
     assert_eq!(other.status, 200);
     // The control API is never limited.
@@ -114,14 +123,21 @@ async fn limit_answers_can_be_text_and_carry_retry_after() {
     let r = api.get("k", "/api/lists").await;
     assert_eq!(r.status, 429);
     assert!(r.content_type.starts_with("text/plain"));
-    assert!(r.text.starts_with("Exceeded rate limit for endpoint: /api/lists"));
+    assert!(
+        r.text
+            .starts_with("Exceeded rate limit for endpoint: /api/lists")
+    );
     assert_eq!(r.retry_after.as_deref(), Some("7"));
     // Computed: the seconds until the bucket has room (one request per hour here).
     sim.set_limits(Limits::none().rule(rule).response(LimitResponse {
         body: LimitBody::Json,
         retry_after: RetryAfter::Computed,
     }));
-    assert_eq!(api.get("k", "/api/lists").await.status, 200, "new limits, fresh buckets");
+    assert_eq!(
+        api.get("k", "/api/lists").await.status,
+        200,
+        "new limits, fresh buckets"
+    );
     let r = api.get("k", "/api/lists").await;
     assert_eq!(r.status, 429);
     let secs: u64 = r.retry_after.as_deref().unwrap().parse().unwrap();
@@ -136,15 +152,30 @@ async fn limit_answers_can_be_text_and_carry_retry_after() {
 async fn realistic_limits_allow_five_size_calls_a_minute() {
     let (sim, api) = with_list(config().limits(Limits::realistic())).await;
     for _ in 0..5 {
-        assert_eq!(api.get("k", &format!("/api/lists/{LIST}/size")).await.status, 200);
+        assert_eq!(
+            api.get("k", &format!("/api/lists/{LIST}/size"))
+                .await
+                .status,
+            200
+        );
     }
-    assert_eq!(api.get("k", &format!("/api/lists/{LIST}/size")).await.status, 429);
+    assert_eq!(
+        api.get("k", &format!("/api/lists/{LIST}/size"))
+            .await
+            .status,
+        429
+    );
     let users = format!("/api/lists/getUsers?listId={LIST}");
     for _ in 0..5 {
         assert_eq!(api.get("k", &users).await.status, 200);
     }
     assert_eq!(api.get("k", &users).await.status, 429);
-    assert_eq!(api.get("k2", &format!("/api/lists/{}/size", LIST + 1)).await.status, 200);
+    assert_eq!(
+        api.get("k2", &format!("/api/lists/{}/size", LIST + 1))
+            .await
+            .status,
+        200
+    );
     sim.shutdown().await;
 }
 
@@ -198,7 +229,10 @@ async fn injected_errors_apply_nothing_and_have_realistic_bodies() {
         error_statuses: vec![429],
         ..Faults::none()
     });
-    assert_eq!(sub(&api, "k", "u").await.json()["code"], "RateLimitExceeded");
+    assert_eq!(
+        sub(&api, "k", "u").await.json()["code"],
+        "RateLimitExceeded"
+    );
     assert!(sim.list_members("k", LIST).unwrap().is_empty());
     // Faults restricted to one endpoint leave the others alone.
     sim.set_faults(Faults {
@@ -240,8 +274,7 @@ async fn a_cut_before_applying_resets_the_connection_and_changes_nothing() {
     let err = api
         .send(Method::POST, Some("k"), "/api/lists/subscribe", Some(body))
         .await
-        .err()
-        .expect("the connection is cut");
+        .expect_err("the connection is cut");
     assert!(!err.is_timeout(), "{err:?}");
     assert!(sim.list_members("k", LIST).unwrap().is_empty());
     let log = sim.request_log();
@@ -289,8 +322,7 @@ async fn a_hanging_cut_makes_the_client_time_out() {
         .json(&json!({"listId": LIST, "subscribers": [{"userId": "u"}]}))
         .send()
         .await
-        .err()
-        .expect("no answer");
+        .expect_err("no answer");
     assert!(err.is_timeout(), "{err:?}");
     assert!(sim.list_members("k", LIST).unwrap().is_empty());
     sim.shutdown().await;
@@ -305,14 +337,20 @@ async fn a_new_list_answers_invalid_list_id_for_the_configured_window() {
         ..Faults::none()
     };
     let (sim, api) = start(config().faults(faults)).await;
-    let id = api.post("k", "/api/lists", json!({"name": "fresh"})).await.json()["listId"]
+    let id = api
+        .post("k", "/api/lists", json!({"name": "fresh"}))
+        .await
+        .json()["listId"]
         .as_i64()
         .unwrap();
     let body = json!({"listId": id, "subscribers": [{"userId": "u"}]});
     let first = api.subscribe("k", body.clone()).await;
     let started = Instant::now();
     assert_eq!(first.status, 400);
-    assert_eq!(first.json()["msg"], format!("error.lists.invalidListId({id})"));
+    assert_eq!(
+        first.json()["msg"],
+        format!("error.lists.invalidListId({id})")
+    );
     // The list is listed meanwhile.
     assert!(api.get("k", "/api/lists").await.text.contains("fresh"));
     let deadline = Instant::now() + Duration::from_secs(20);

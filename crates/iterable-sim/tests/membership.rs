@@ -40,13 +40,25 @@ async fn bulk_answer_has_every_documented_array() {
     let v = sub(&api, json!([{"userId": "u1"}])).await;
     assert_eq!(v["successCount"], 1);
     assert_eq!(v["failCount"], 0);
-    for k in ["createdFields", "filteredOutFields", "invalidEmails", "invalidUserIds"] {
+    for k in [
+        "createdFields",
+        "filteredOutFields",
+        "invalidEmails",
+        "invalidUserIds",
+    ] {
         assert!(v[k].is_array(), "{k}");
     }
     for k in [
-        "conflictEmails", "conflictUserIds", "forgottenEmails", "forgottenUserIds",
-        "invalidDataEmails", "invalidDataUserIds", "invalidEmails", "invalidUserIds",
-        "notFoundEmails", "notFoundUserIds",
+        "conflictEmails",
+        "conflictUserIds",
+        "forgottenEmails",
+        "forgottenUserIds",
+        "invalidDataEmails",
+        "invalidDataUserIds",
+        "invalidEmails",
+        "invalidUserIds",
+        "notFoundEmails",
+        "notFoundUserIds",
     ] {
         assert!(v["failedUpdates"][k].is_array(), "failedUpdates.{k}");
     }
@@ -69,8 +81,15 @@ async fn invalid_user_ids_are_reported_per_subscriber_with_200() {
     assert_eq!(v["successCount"], 1);
     assert_eq!(v["failCount"], 6);
     let bad = strings(&v, "/failedUpdates/invalidUserIds");
-    assert_eq!(bad, vec![long.as_str(), " lead", "trail ", "", "naïve", "tab\t"]);
-    assert_eq!(strings(&v, "/invalidUserIds"), bad, "deprecated top-level copy");
+    assert_eq!(
+        bad,
+        vec![long.as_str(), " lead", "trail ", "", "naïve", "tab\t"]
+    );
+    assert_eq!(
+        strings(&v, "/invalidUserIds"),
+        bad,
+        "deprecated top-level copy"
+    );
     assert_eq!(sim.list_members("k", LIST).unwrap(), vec![ok52]);
     sim.shutdown().await;
 }
@@ -86,12 +105,18 @@ async fn emails_are_checked_and_stored_lowercase() {
                {"email": "bad@@example.com"}]),
     )
     .await;
-    assert_eq!((v["successCount"].as_i64(), v["failCount"].as_i64()), (Some(1), Some(2)));
+    assert_eq!(
+        (v["successCount"].as_i64(), v["failCount"].as_i64()),
+        (Some(1), Some(2))
+    );
     assert_eq!(
         strings(&v, "/failedUpdates/invalidEmails"),
         vec!["user @example.com", "bad@@example.com"]
     );
-    assert_eq!(sim.list_members("k", LIST).unwrap(), vec!["jane.doe@example.com"]);
+    assert_eq!(
+        sim.list_members("k", LIST).unwrap(),
+        vec!["jane.doe@example.com"]
+    );
     // The same person in another case is the same user.
     let v = sub(&api, json!([{"email": "JANE.DOE@example.com"}])).await;
     assert_eq!(v["successCount"], 1);
@@ -123,7 +148,10 @@ async fn email_project_creates_by_email_and_needs_prefer_user_id_for_a_user_id()
     assert_eq!(anon.email.as_deref(), Some(members[1].as_str()));
     // Email wins when both are sent, and the userId on the profile is overwritten.
     sub(&api, json!([{"email": "new@x.com", "userId": "u-new"}])).await;
-    let p = sim.user("k", &UserRef::email("new@x.com")).unwrap().unwrap();
+    let p = sim
+        .user("k", &UserRef::email("new@x.com"))
+        .unwrap()
+        .unwrap();
     assert_eq!(p.user_id.as_deref(), Some("u-new"));
     sim.shutdown().await;
 }
@@ -144,11 +172,22 @@ async fn update_existing_users_only_reports_unknown_users_in_user_id_and_hybrid_
             .await;
         let v = r.json();
         assert_eq!(v["successCount"], 1, "{ty}");
-        assert_eq!(strings(&v, "/failedUpdates/notFoundUserIds"), vec!["stranger"], "{ty}");
-        assert!(sim.user("k", &UserRef::user_id("stranger")).unwrap().is_none());
+        assert_eq!(
+            strings(&v, "/failedUpdates/notFoundUserIds"),
+            vec!["stranger"],
+            "{ty}"
+        );
+        assert!(
+            sim.user("k", &UserRef::user_id("stranger"))
+                .unwrap()
+                .is_none()
+        );
         // Without the flag the unknown user is created, with no placeholder email.
         sub(&api, json!([{"userId": "stranger"}])).await;
-        let p = sim.user("k", &UserRef::user_id("stranger")).unwrap().unwrap();
+        let p = sim
+            .user("k", &UserRef::user_id("stranger"))
+            .unwrap()
+            .unwrap();
         assert_eq!(p.email, None, "{ty}");
         sim.shutdown().await;
     }
@@ -160,9 +199,16 @@ async fn update_existing_users_only_reports_unknown_users_in_user_id_and_hybrid_
 async fn user_id_project_identifies_by_user_id() {
     let (sim, api) = project(ProjectType::UserId).await;
     sub(&api, json!([{"userId": "u1", "email": "One@x.com"}])).await;
-    let v = sub(&api, json!([{"email": "one@x.com"}, {"email": "nobody@x.com"}])).await;
+    let v = sub(
+        &api,
+        json!([{"email": "one@x.com"}, {"email": "nobody@x.com"}]),
+    )
+    .await;
     assert_eq!(v["successCount"], 1);
-    assert_eq!(strings(&v, "/failedUpdates/notFoundEmails"), vec!["nobody@x.com"]);
+    assert_eq!(
+        strings(&v, "/failedUpdates/notFoundEmails"),
+        vec!["nobody@x.com"]
+    );
     assert_eq!(sim.list_members("k", LIST).unwrap(), vec!["u1"]);
     assert_eq!(sim.users("k").unwrap().len(), 1);
     sim.shutdown().await;
@@ -173,7 +219,11 @@ async fn user_id_project_identifies_by_user_id() {
 #[tokio::test]
 async fn hybrid_identity_conflicts_are_reported() {
     let (sim, api) = project(ProjectType::Hybrid).await;
-    sub(&api, json!([{"email": "a@x.com", "userId": "ua"}, {"email": "b@x.com", "userId": "ub"}])).await;
+    sub(
+        &api,
+        json!([{"email": "a@x.com", "userId": "ua"}, {"email": "b@x.com", "userId": "ub"}]),
+    )
+    .await;
     let v = sub(
         &api,
         json!([{"email": "A@x.com", "userId": "ub"},
@@ -185,8 +235,14 @@ async fn hybrid_identity_conflicts_are_reported() {
     // userId. 3: a fresh email for an existing userId is an identity update, not a conflict.
     assert_eq!(v["successCount"], 1);
     assert_eq!(v["failCount"], 2);
-    assert_eq!(strings(&v, "/failedUpdates/conflictEmails"), vec!["a@x.com", "b@x.com"]);
-    assert_eq!(strings(&v, "/failedUpdates/conflictUserIds"), vec!["ub", "uc"]);
+    assert_eq!(
+        strings(&v, "/failedUpdates/conflictEmails"),
+        vec!["a@x.com", "b@x.com"]
+    );
+    assert_eq!(
+        strings(&v, "/failedUpdates/conflictUserIds"),
+        vec!["ub", "uc"]
+    );
     let p = sim.user("k", &UserRef::user_id("ua")).unwrap().unwrap();
     assert_eq!(p.email.as_deref(), Some("c@x.com"));
     // A lone email attaches a userId to a user that has none.
@@ -194,7 +250,11 @@ async fn hybrid_identity_conflicts_are_reported() {
     let v = sub(&api, json!([{"email": "d@x.com", "userId": "ud"}])).await;
     assert_eq!(v["successCount"], 1);
     assert_eq!(
-        sim.user("k", &UserRef::user_id("ud")).unwrap().unwrap().email.as_deref(),
+        sim.user("k", &UserRef::user_id("ud"))
+            .unwrap()
+            .unwrap()
+            .email
+            .as_deref(),
         Some("d@x.com")
     );
     sim.shutdown().await;
@@ -205,11 +265,20 @@ async fn hybrid_identity_conflicts_are_reported() {
 #[tokio::test]
 async fn forgotten_users_are_reported_and_never_readded() {
     let (sim, api) = project(ProjectType::Hybrid).await;
-    sub(&api, json!([{"email": "gone@x.com", "userId": "ug"}, {"userId": "stay"}])).await;
+    sub(
+        &api,
+        json!([{"email": "gone@x.com", "userId": "ug"}, {"userId": "stay"}]),
+    )
+    .await;
     sim.forget_user("k", &UserRef::user_id("ug")).unwrap();
-    sim.forget_user("k", &UserRef::email("Never@x.com")).unwrap();
+    sim.forget_user("k", &UserRef::email("Never@x.com"))
+        .unwrap();
     assert_eq!(sim.list_members("k", LIST).unwrap(), vec!["stay"]);
-    assert!(sim.user("k", &UserRef::email("gone@x.com")).unwrap().is_none());
+    assert!(
+        sim.user("k", &UserRef::email("gone@x.com"))
+            .unwrap()
+            .is_none()
+    );
     let v = sub(
         &api,
         json!([{"email": "GONE@x.com"}, {"userId": "ug"}, {"email": "never@x.com"}, {"userId": "new"}]),
@@ -251,9 +320,16 @@ async fn data_fields_merge_into_the_profile() {
         Value::Object(p.data_fields.clone()),
         json!({"plan": "pro", "s": {"mobile": true, "email": true}})
     );
-    sub(&api, json!([{"userId": "u", "dataFields": {"s": {"sms": false}, "plan": "basic"}}])).await;
+    sub(
+        &api,
+        json!([{"userId": "u", "dataFields": {"s": {"sms": false}, "plan": "basic"}}]),
+    )
+    .await;
     let p = sim.user("k", &UserRef::user_id("u")).unwrap().unwrap();
-    assert_eq!(Value::Object(p.data_fields), json!({"plan": "basic", "s": {"sms": false}}));
+    assert_eq!(
+        Value::Object(p.data_fields),
+        json!({"plan": "basic", "s": {"sms": false}})
+    );
     sim.shutdown().await;
 }
 
@@ -272,7 +348,10 @@ async fn a_field_of_another_type_is_invalid_data() {
     .await;
     assert_eq!(v["successCount"], 1);
     assert_eq!(strings(&v, "/failedUpdates/invalidDataUserIds"), vec!["u2"]);
-    assert_eq!(strings(&v, "/failedUpdates/invalidDataEmails"), vec!["e@x.com"]);
+    assert_eq!(
+        strings(&v, "/failedUpdates/invalidDataEmails"),
+        vec!["e@x.com"]
+    );
     assert_eq!(sim.list_members("k", LIST).unwrap(), vec!["u1", "u3"]);
     assert!(sim.user("k", &UserRef::user_id("u2")).unwrap().is_none());
     sim.shutdown().await;
@@ -285,17 +364,30 @@ async fn subscribe_and_unsubscribe_are_idempotent() {
     let (sim, api) = project(ProjectType::Email).await;
     for _ in 0..2 {
         let v = sub(&api, json!([{"email": "a@x.com"}])).await;
-        assert_eq!((v["successCount"].as_i64(), v["failCount"].as_i64()), (Some(1), Some(0)));
+        assert_eq!(
+            (v["successCount"].as_i64(), v["failCount"].as_i64()),
+            (Some(1), Some(0))
+        );
     }
     assert_eq!(sim.list_members("k", LIST).unwrap(), vec!["a@x.com"]);
     for _ in 0..2 {
         let v = unsub(&api, json!({"subscribers": [{"email": "A@x.com"}]})).await;
-        assert_eq!((v["successCount"].as_i64(), v["failCount"].as_i64()), (Some(1), Some(0)));
+        assert_eq!(
+            (v["successCount"].as_i64(), v["failCount"].as_i64()),
+            (Some(1), Some(0))
+        );
     }
     assert!(sim.list_members("k", LIST).unwrap().is_empty());
     let v = unsub(&api, json!({"subscribers": [{"email": "stranger@x.com"}]})).await;
-    assert_eq!(strings(&v, "/failedUpdates/notFoundEmails"), vec!["stranger@x.com"]);
-    assert!(sim.user("k", &UserRef::email("stranger@x.com")).unwrap().is_none());
+    assert_eq!(
+        strings(&v, "/failedUpdates/notFoundEmails"),
+        vec!["stranger@x.com"]
+    );
+    assert!(
+        sim.user("k", &UserRef::email("stranger@x.com"))
+            .unwrap()
+            .is_none()
+    );
     sim.shutdown().await;
 }
 
@@ -304,10 +396,26 @@ async fn subscribe_and_unsubscribe_are_idempotent() {
 #[tokio::test]
 async fn channel_unsubscribe_and_campaign_id_are_recorded() {
     let (sim, api) = project(ProjectType::Hybrid).await;
-    sub(&api, json!([{"userId": "plain"}, {"userId": "chan"}, {"userId": "camp"}])).await;
-    unsub(&api, json!({"subscribers": [{"userId": "plain"}], "channelUnsubscribe": false})).await;
-    unsub(&api, json!({"subscribers": [{"userId": "chan"}], "channelUnsubscribe": true})).await;
-    unsub(&api, json!({"subscribers": [{"userId": "camp"}], "campaignId": 555})).await;
+    sub(
+        &api,
+        json!([{"userId": "plain"}, {"userId": "chan"}, {"userId": "camp"}]),
+    )
+    .await;
+    unsub(
+        &api,
+        json!({"subscribers": [{"userId": "plain"}], "channelUnsubscribe": false}),
+    )
+    .await;
+    unsub(
+        &api,
+        json!({"subscribers": [{"userId": "chan"}], "channelUnsubscribe": true}),
+    )
+    .await;
+    unsub(
+        &api,
+        json!({"subscribers": [{"userId": "camp"}], "campaignId": 555}),
+    )
+    .await;
     let plain = sim.user("k", &UserRef::user_id("plain")).unwrap().unwrap();
     assert!(plain.unsubscribed_channel_ids.is_empty() && plain.unsubscribes.is_empty());
     let chan = sim.user("k", &UserRef::user_id("chan")).unwrap().unwrap();
@@ -332,10 +440,16 @@ async fn projects_are_isolated() {
     .await;
     sim.create_list("ka", 1, "a").unwrap();
     sim.create_list("kb", 2, "b").unwrap();
-    api.subscribe("ka", json!({"listId": 1, "subscribers": [{"userId": "u", "dataFields": {"f": 1}}]}))
-        .await;
+    api.subscribe(
+        "ka",
+        json!({"listId": 1, "subscribers": [{"userId": "u", "dataFields": {"f": 1}}]}),
+    )
+    .await;
     let r = api
-        .subscribe("kb", json!({"listId": 2, "subscribers": [{"userId": "u", "dataFields": {"f": "text"}}]}))
+        .subscribe(
+            "kb",
+            json!({"listId": 2, "subscribers": [{"userId": "u", "dataFields": {"f": "text"}}]}),
+        )
         .await;
     // Field types are per project: "f" is a number in a, free in b.
     assert_eq!(r.json()["successCount"], 1);

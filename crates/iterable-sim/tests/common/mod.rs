@@ -8,6 +8,7 @@ use iterable_sim::{SimConfig, Simulator};
 use serde_json::Value;
 
 /// An answer: status, content type, body text, and the `Retry-After` header if any.
+#[derive(Debug)]
 pub struct Answer {
     pub status: u16,
     pub content_type: String,
@@ -86,15 +87,25 @@ impl Api {
     }
 
     pub async fn post(&self, key: &str, path: &str, body: Value) -> Answer {
-        self.send(reqwest::Method::POST, Some(key), path, Some(body.to_string()))
-            .await
-            .expect("request")
+        self.send(
+            reqwest::Method::POST,
+            Some(key),
+            path,
+            Some(body.to_string()),
+        )
+        .await
+        .expect("request")
     }
 
     pub async fn post_raw(&self, key: &str, path: &str, body: &str) -> Answer {
-        self.send(reqwest::Method::POST, Some(key), path, Some(body.to_owned()))
-            .await
-            .expect("request")
+        self.send(
+            reqwest::Method::POST,
+            Some(key),
+            path,
+            Some(body.to_owned()),
+        )
+        .await
+        .expect("request")
     }
 
     pub async fn delete(&self, key: &str, path: &str) -> Answer {
@@ -111,8 +122,15 @@ impl Api {
         self.post(key, "/api/lists/unsubscribe", body).await
     }
 
-    pub async fn control(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Answer {
-        let mut rb = self.http.request(method, format!("{}/_sim{}", self.base, path));
+    pub async fn control(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut rb = self
+            .http
+            .request(method, format!("{}/_sim{}", self.base, path));
         if let Some(b) = body {
             rb = rb.json(&b);
         }
@@ -124,6 +142,10 @@ impl Api {
 pub fn strings(v: &Value, pointer: &str) -> Vec<String> {
     v.pointer(pointer)
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
