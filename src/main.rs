@@ -32,6 +32,7 @@ enum Command {
     Sim(commands::sim::SimArgs),
     Eval(commands::eval::EvalArgs),
     Send(commands::send::SendArgs),
+    Serve(commands::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => commands::sim::run(args),
         Command::Eval(args) => commands::eval::run(args),
         Command::Send(args) => commands::send::run(args),
+        Command::Serve(args) => commands::serve::run(args),
     };
     match result {
         Ok(code) => code,

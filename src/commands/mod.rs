@@ -2,4 +2,5 @@
 
 pub mod eval;
 pub mod send;
+pub mod serve;
 pub mod sim;
