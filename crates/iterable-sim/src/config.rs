@@ -338,6 +338,15 @@ impl Limits {
         }
     }
 
+    /// Subscribe and unsubscribe together limited to `per_second` requests per second per
+    /// project (one shared bucket holding one second's worth).
+    pub fn writes_per_second(per_second: f64) -> Self {
+        Limits::none().rule(LimitRule::per_second(
+            &[Endpoint::Subscribe, Endpoint::Unsubscribe],
+            per_second,
+        ))
+    }
+
     /// Adds a rule.
     pub fn rule(mut self, rule: LimitRule) -> Self {
         self.rules.push(rule);
@@ -427,4 +436,27 @@ pub struct LimitResponse {
     pub body: LimitBody,
     /// The `Retry-After` header, if any.
     pub retry_after: RetryAfter,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Design decision 13: subscribe and unsubscribe share one rate per project.
+    #[test]
+    fn writes_per_second_is_one_bucket_for_subscribe_and_unsubscribe() {
+        let l = Limits::writes_per_second(25.0);
+        assert_eq!(l.rules.len(), 1);
+        assert_eq!(
+            l.rules[0].endpoints,
+            vec![Endpoint::Subscribe, Endpoint::Unsubscribe]
+        );
+        assert_eq!((l.rules[0].requests, l.rules[0].per_ms), (25.0, 1000));
+    }
+
+    #[test]
+    fn api_keys_are_redacted_in_debug_output() {
+        let c = SimConfig::new().project("secret-key-123", ProjectType::Hybrid);
+        assert!(!format!("{c:?}").contains("secret-key-123"));
+    }
 }

@@ -190,31 +190,24 @@ async fn pipeline(
     entry: &mut Entry,
 ) -> Outcome {
     let route = classify(&parts.method, parts.uri.path());
-    let (endpoint, path_id) = match route {
-        Route::NotFound => return Outcome::Respond(not_found()),
-        Route::BadListId | Route::Endpoint(..) => {
-            let Some(project) = api_key(parts).and_then(|k| sim.project_by_key(k)) else {
-                return Outcome::Respond(json_response(
-                    StatusCode::UNAUTHORIZED,
-                    &json!({"msg": "Invalid API key", "code": "BadApiKey",
-                            "params": {"ip": "127.0.0.1", "endpoint": parts.uri.path()}}),
-                ));
-            };
-            entry.project_id = Some(project.id);
-            match route {
-                Route::Endpoint(e, id) => (e, id),
-                _ => {
-                    return Outcome::Respond(json_response(
-                        StatusCode::BAD_REQUEST,
-                        &json!({"msg": "Invalid parameters: listId must be an integer",
-                                "code": "BadParams", "params": null}),
-                    ));
-                }
-            }
-        }
-    };
-    let Some(project) = api_key(parts).and_then(|k| sim.project_by_key(k)) else {
+    if let Route::NotFound = route {
         return Outcome::Respond(not_found());
+    }
+    // Authentication comes before anything else the request could be told.
+    let Some(project) = api_key(parts).and_then(|k| sim.project_by_key(k)) else {
+        return Outcome::Respond(json_response(
+            StatusCode::UNAUTHORIZED,
+            &json!({"msg": "Invalid API key", "code": "BadApiKey",
+                    "params": {"ip": "127.0.0.1", "endpoint": parts.uri.path()}}),
+        ));
+    };
+    entry.project_id = Some(project.id);
+    let Route::Endpoint(endpoint, path_id) = route else {
+        return Outcome::Respond(json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"msg": "Invalid parameters: listId must be an integer",
+                    "code": "BadParams", "params": null}),
+        ));
     };
 
     let limits = sim.limits_state();

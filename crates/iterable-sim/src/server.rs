@@ -83,6 +83,7 @@ impl AsyncWrite for CuttableStream {
 }
 
 /// A running simulator: its address, its state (through `Deref` to [`Sim`]) and its shutdown.
+/// Dropping it stops the server as [`Simulator::shutdown`] does, without waiting.
 pub struct Simulator {
     sim: Sim,
     addr: SocketAddr,

@@ -270,10 +270,8 @@ impl Sim {
     ) -> Result<(), SimError> {
         let p = self.project(project.into())?;
         // List ids are unique across the simulator, as Iterable's are.
-        for other in self.inner.registry.read().by_id.values() {
-            if other.data.lock().lists.contains_key(&list.id) {
-                return Err(SimError::ListExists(list.id));
-            }
+        if self.list_id_taken(list.id) {
+            return Err(SimError::ListExists(list.id));
         }
         p.data.lock().add_list(
             new_list_details(
@@ -288,6 +286,14 @@ impl Sim {
         Ok(())
     }
 
+    fn list_id_taken(&self, id: i64) -> bool {
+        let projects: Vec<Arc<Project>> =
+            self.inner.registry.read().by_id.values().cloned().collect();
+        projects
+            .iter()
+            .any(|p| p.data.lock().lists.contains_key(&id))
+    }
+
     /// Creates a list as `POST /api/lists` does: a fresh id, `Standard`, invisible to the list
     /// endpoints for the configured `new_list_invisible_ms`.
     pub(crate) fn api_create_list(
@@ -296,7 +302,13 @@ impl Sim {
         name: String,
         description: Option<String>,
     ) -> i64 {
-        let id = self.inner.next_list_id.fetch_add(1, Ordering::Relaxed) as i64;
+        let id = loop {
+            let id = self.inner.next_list_id.fetch_add(1, Ordering::Relaxed) as i64;
+            // Skip ids that lists declared with their ids already hold.
+            if !self.list_id_taken(id) {
+                break id;
+            }
+        };
         let window = self.faults().new_list_invisible_ms;
         let visible_at =
             (window > 0).then(|| Instant::now() + std::time::Duration::from_millis(window));

@@ -297,3 +297,42 @@ async fn get_users_and_size_answer_plain_text() {
     );
     sim.shutdown().await;
 }
+
+// iterable-api.md §2.2: ids Iterable assigns never collide with ids of lists declared to
+// mirror a real project.
+#[tokio::test]
+async fn assigned_list_ids_skip_declared_ones() {
+    let (sim, api) = start(config()).await;
+    sim.create_list("k-email", 1_000_000, "declared").unwrap();
+    assert!(sim.create_list("k-hybrid", 1_000_000, "again").is_err());
+    let id = api
+        .post("k-hybrid", "/api/lists", json!({"name": "new"}))
+        .await
+        .json()["listId"]
+        .as_i64()
+        .unwrap();
+    assert_ne!(id, 1_000_000);
+    assert_eq!(sim.lists("k-hybrid").unwrap()[0].id, id);
+    sim.shutdown().await;
+}
+
+// JSON escapes in identifiers and field names are decoded before the rules apply.
+#[tokio::test]
+async fn escaped_identifiers_and_field_names_are_decoded() {
+    let (sim, api) = start(config()).await;
+    sim.create_list("k-hybrid", 7, "l").unwrap();
+    let r = api
+        .post_raw(
+            "k-hybrid",
+            "/api/lists/subscribe",
+            r#"{"listId":7,"subscribers":[{"userId":"u\u0041","dataFields":{"a\"b":1}}]}"#,
+        )
+        .await;
+    assert_eq!(r.json()["successCount"], 1);
+    let p = sim
+        .user("k-hybrid", &iterable_sim::UserRef::user_id("uA"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.data_fields.get("a\"b"), Some(&json!(1)));
+    sim.shutdown().await;
+}
