@@ -13,7 +13,7 @@ use destination::model::{ProcessedEvent, Timestamp};
 use destination::planner::{self, PlanConfig, PlanItem};
 use destination::settings::{ApiKey, DestinationSettings};
 use iterable::ProjectType;
-use segment::{Limits, parse_ndjson};
+use segment::{Limits, ndjson_iter};
 
 const N: usize = 100_000;
 const AUDS: usize = 10;
@@ -48,8 +48,8 @@ fn corpus() -> Vec<u8> {
 /// The whole pipeline; returns (subscribers planned, body bytes) so nothing is optimised away.
 fn pipeline(body: &[u8], settings: &DestinationSettings, cfg: &PlanConfig) -> (usize, usize) {
     let received_at = Timestamp::from_unix_millis(1_760_000_100_000);
-    let changes: Vec<_> = parse_ndjson(body, &Limits::default())
-        .into_iter()
+    let limits = Limits::default();
+    let changes: Vec<_> = ndjson_iter(body, &limits)
         .enumerate()
         .filter_map(|(i, r)| {
             let ev = r.ok()?;
@@ -126,6 +126,34 @@ fn cpu_figure() {
     }
     let cpu = thread_cpu().unwrap_or(c0) - c0;
     let wall = w0.elapsed();
+    // Where the time goes: parse alone, then parse + map.
+    let stage = |f: &dyn Fn() -> usize| {
+        let c = thread_cpu().unwrap_or_default();
+        let mut n = 0;
+        for _ in 0..rounds {
+            n += black_box(f());
+        }
+        let _ = n;
+        (thread_cpu().unwrap_or_default() - c).as_secs_f64()
+    };
+    let limits = Limits::default();
+    let parse_s = stage(&|| ndjson_iter(&body, &limits).filter(Result::is_ok).count());
+    let map_s = stage(&|| {
+        let received_at = Timestamp::from_unix_millis(0);
+        ndjson_iter(&body, &limits)
+            .enumerate()
+            .filter_map(|(i, r)| {
+                let ctx = MapContext {
+                    received_order: i as u64,
+                    received_at,
+                };
+                match map_event(&r.ok()?, &s, ctx) {
+                    ProcessedEvent::Change(_) => Some(()),
+                    _ => None,
+                }
+            })
+            .count()
+    });
     let events = (N * rounds) as f64;
     let per_cpu = events / cpu.as_secs_f64();
     println!(
@@ -138,6 +166,13 @@ fn cpu_figure() {
         per_cpu / 400_000.0,
         per_cpu / 38_000.0,
         bytes / rounds
+    );
+    println!(
+        "transform stages (CPU s per {} events): parse {:.3}, + map {:.3}, + plan and serialise {:.3}",
+        N,
+        parse_s / rounds as f64,
+        map_s / rounds as f64,
+        cpu.as_secs_f64() / rounds as f64
     );
 }
 

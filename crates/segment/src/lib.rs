@@ -16,7 +16,7 @@ mod timestamp;
 
 pub use event::{Event, EventType, Personas};
 pub use parse::{
-    Batch, BodyError, ElementError, Limits, WriteKey, parse_batch, parse_element, parse_event,
-    parse_ndjson,
+    Batch, BodyError, ElementError, Limits, WriteKey, ndjson_iter, parse_batch, parse_element,
+    parse_event, parse_ndjson,
 };
 pub use timestamp::{Timestamp, TimestampError};

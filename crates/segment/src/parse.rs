@@ -180,9 +180,17 @@ pub fn parse_event(body: &[u8], limits: &Limits) -> Result<Event, ElementError> 
 /// Parses NDJSON: one event per line, each line standing alone. Blank lines are skipped but
 /// keep their number, so `index` is always the 0-based line number.
 pub fn parse_ndjson(body: &[u8], limits: &Limits) -> Vec<Result<Event, ElementError>> {
+    ndjson_iter(body, limits).collect()
+}
+
+/// [`parse_ndjson`] as a lazy iterator, for large files: nothing is held but the current event.
+pub fn ndjson_iter<'a>(
+    body: &'a [u8],
+    limits: &'a Limits,
+) -> impl Iterator<Item = Result<Event, ElementError>> + 'a {
     body.split(|&b| b == b'\n')
         .enumerate()
-        .filter_map(|(i, line)| {
+        .filter_map(move |(i, line)| {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             if line.iter().all(u8::is_ascii_whitespace) {
                 return None;
@@ -196,7 +204,6 @@ pub fn parse_ndjson(body: &[u8], limits: &Limits) -> Vec<Result<Event, ElementEr
                 }),
             })
         })
-        .collect()
 }
 
 /// Parses one element. The typed parse is the fast path; only when it fails is the element
