@@ -20,6 +20,7 @@ mod compile;
 mod error;
 mod js;
 mod liquid_tpl;
+mod liquid_view;
 mod mapping;
 mod node;
 mod path;

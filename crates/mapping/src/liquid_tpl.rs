@@ -7,6 +7,7 @@ use liquid_lib::stdlib;
 use serde_json::Value;
 
 use crate::js;
+use crate::liquid_view::Lenient;
 
 /// Segment's limit on a `@liquid` template, in characters.
 pub const MAX_LIQUID_LENGTH: usize = 1000;
@@ -172,10 +173,8 @@ impl LiquidTemplate {
             return Ok(String::new());
         };
         let globals = match payload {
-            Value::Object(_) => {
-                liquid::model::to_object(payload).map_err(|e| first_line(&e.to_string()))?
-            }
-            _ => liquid::Object::new(),
+            Value::Object(_) => Lenient::from_json(payload),
+            _ => Lenient::Object(Vec::new()),
         };
         template
             .render(&globals)

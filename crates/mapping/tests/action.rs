@@ -51,8 +51,12 @@ fn expected_default(ev: &Value) -> MappedFields {
     fn present(v: Option<&Value>) -> Option<&Value> {
         v.filter(|v| !v.is_null())
     }
-    let email = present(ev.pointer("/traits/email"))
-        .or_else(|| present(ev.pointer("/context/traits/email")))
+    // A blank string counts as absent, as in the typed default path (issue 3 item 3).
+    fn email_at(v: Option<&Value>) -> Option<&Value> {
+        present(v).filter(|v| v.as_str().is_none_or(|s| !s.trim().is_empty()))
+    }
+    let email = email_at(ev.pointer("/traits/email"))
+        .or_else(|| email_at(ev.pointer("/context/traits/email")))
         .or_else(|| ev.pointer("/properties/email"));
     let top = match ev["type"].as_str() {
         Some("identify") => ev.get("traits"),

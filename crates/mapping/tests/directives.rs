@@ -372,3 +372,9 @@ fn a_mapping_must_be_an_object() {
         "a mapping must be an object"
     );
 }
+
+#[test]
+fn liquid_missing_variables_render_empty() {
+    let m = json!({"l": {"@liquid": "[{{ traits.missing }}][{{ nope.deeper | upcase }}]{% if traits.missing %}x{% endif %}"}});
+    assert_eq!(apply(m, identify()), json!({"l": "[][]"}));
+}
