@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use destination::attribution::{Verdict, attribute};
-use destination::lists::{AudienceRef, InvalidListVerdict, ListError, ListMappingStore};
+use destination::lists::{
+    AudienceRef, InvalidListVerdict, ListError, ListMappingStore, ListOrigin,
+};
 use destination::model::{
     Direction as PlanDirection, EventAudienceSettings, Identity, MembershipChange, Outcome,
     ReasonCode,
@@ -450,7 +452,8 @@ async fn resolve_list(
         .await?;
     let created = resolved.created_here
         || (audience.list_created && audience.list_id == Some(resolved.list_id));
-    if resolved.created_here {
+    if resolved.origin == ListOrigin::Created {
+        // Remember when, so that the grace period survives a restart.
         let store = shared.store.clone();
         let id = resolved.list_id.to_string();
         let now = serde_json::Value::from(now_ms());
