@@ -79,8 +79,8 @@ impl fmt::Display for IdentityKey {
 }
 
 /// A validated, normalised Iterable identity: a trimmed lowercased email and/or an exact
-/// `userId`, at least one present. Build it with [`crate::identity::Identity::new`]'s rules
-/// (see [`crate::identity`]); the fields are private so an invalid one cannot exist.
+/// `userId`, at least one present. Build it with [`Identity::new`], which applies the rules
+/// (see [`crate::identity`]). Fields are private; deserialising trusts what the store wrote.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Identity {
