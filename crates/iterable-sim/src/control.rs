@@ -10,6 +10,7 @@
 //! | `GET /_sim/projects/{id}/lists` | every list, visible yet or not |
 //! | `POST /_sim/projects/{id}/lists` | a `ListConfig` (`{"id","name","listType"?}`) |
 //! | `DELETE /_sim/projects/{id}/lists/{listId}` | |
+//! | `PUT /_sim/projects/{id}/lists/{listId}/in_use` | `{"inUse":true}`: Iterable's delete then answers 409 |
 //! | `GET /_sim/projects/{id}/lists/{listId}/members?preferUserId=` | `["a@x.com", …]` |
 //! | `GET /_sim/projects/{id}/users` | every profile |
 //! | `GET /_sim/projects/{id}/user?email=…` or `?userId=…` | one profile, or 404 |
@@ -22,7 +23,7 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
@@ -39,6 +40,7 @@ pub(crate) fn router() -> Router<Sim> {
         .route("/projects/{pid}/lists", get(lists).post(create_list))
         .route("/projects/{pid}/lists/{lid}", delete(delete_list))
         .route("/projects/{pid}/lists/{lid}/members", get(members))
+        .route("/projects/{pid}/lists/{lid}/in_use", put(in_use))
         .route("/projects/{pid}/users", get(users))
         .route("/projects/{pid}/user", get(user))
         .route("/projects/{pid}/forget", post(forget))
@@ -110,6 +112,20 @@ async fn create_list(
 
 async fn delete_list(State(sim): State<Sim>, Path((pid, lid)): Path<(i64, i64)>) -> Response {
     done(sim.delete_list(pid, lid))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InUseBody {
+    in_use: bool,
+}
+
+async fn in_use(
+    State(sim): State<Sim>,
+    Path((pid, lid)): Path<(i64, i64)>,
+    Json(b): Json<InUseBody>,
+) -> Response {
+    done(sim.set_list_in_use(pid, lid, b.in_use))
 }
 
 #[derive(Deserialize)]

@@ -286,8 +286,17 @@ fn execute(
         Endpoint::DeleteList => {
             let id = path_id.unwrap_or_default();
             let mut data = project.data.lock();
-            if data.visible_list(id, now).is_err() {
-                return invalid_list_id(project.id, id);
+            match data.visible_list(id, now) {
+                Err(_) => return invalid_list_id(project.id, id),
+                // iterable-api.md §2.3, G9: 409 "List is in use".
+                Ok(list) if list.in_use => {
+                    return json_response(
+                        StatusCode::CONFLICT,
+                        &json!({"msg": "List is in use", "code": "BadParams",
+                                "params": {"listId": id}}),
+                    );
+                }
+                Ok(_) => {}
             }
             data.lists.remove(&id);
             json_response(

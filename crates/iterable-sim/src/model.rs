@@ -62,6 +62,8 @@ pub(crate) struct List {
     pub details: ListDetails,
     /// Before this instant the list answers `invalidListId` (eventual consistency).
     pub visible_at: Option<Instant>,
+    /// Referenced by a campaign or journey: `DELETE` answers 409.
+    pub in_use: bool,
     members: FastSet<u32>,
 }
 
@@ -176,6 +178,7 @@ impl ProjectData {
             List {
                 details,
                 visible_at,
+                in_use: false,
                 members: FastSet::default(),
             },
         );

@@ -319,7 +319,25 @@ impl Sim {
         id
     }
 
-    /// Deletes a list and its memberships.
+    /// Marks a list as used by a campaign or journey (then `DELETE /api/lists/{id}` answers
+    /// 409 "List is in use"), or not.
+    pub fn set_list_in_use(
+        &self,
+        project: impl Into<ProjectRef>,
+        list_id: i64,
+        in_use: bool,
+    ) -> Result<(), SimError> {
+        let p = self.project(project.into())?;
+        let mut data = p.data.lock();
+        let list = data
+            .lists
+            .get_mut(&list_id)
+            .ok_or(SimError::NoSuchList(list_id))?;
+        list.in_use = in_use;
+        Ok(())
+    }
+
+    /// Deletes a list and its memberships (even one in use).
     pub fn delete_list(
         &self,
         project: impl Into<ProjectRef>,

@@ -336,3 +336,25 @@ async fn escaped_identifiers_and_field_names_are_decoded() {
     assert_eq!(p.data_fields.get("a\"b"), Some(&json!(1)));
     sim.shutdown().await;
 }
+
+// iterable-api.md §2.3, gotcha G9: deleting a list in use answers 409.
+#[tokio::test]
+async fn deleting_a_list_in_use_is_409() {
+    let (sim, api) = start(config()).await;
+    sim.create_list("k-hybrid", 8, "journey list").unwrap();
+    let r = api
+        .control(
+            Method::PUT,
+            "/projects/1001/lists/8/in_use",
+            Some(json!({"inUse": true})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let r = api.delete("k-hybrid", "/api/lists/8").await;
+    assert_eq!(r.status, 409);
+    assert_eq!(r.json()["msg"], "List is in use");
+    assert_eq!(sim.lists("k-hybrid").unwrap().len(), 1);
+    sim.set_list_in_use("k-hybrid", 8, false).unwrap();
+    assert_eq!(api.delete("k-hybrid", "/api/lists/8").await.status, 200);
+    sim.shutdown().await;
+}
