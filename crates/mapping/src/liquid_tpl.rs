@@ -143,6 +143,42 @@ fn find_disabled(src: &str) -> Option<String> {
     None
 }
 
+/// Integer literals too large for an i64 make the Rust Liquid parser panic (found by
+/// fuzzing); they are refused here instead. Only markup (`{{ }}`, `{% %}`) is checked.
+fn find_oversized_integer(src: &str) -> Option<String> {
+    let mut rest = src;
+    while let Some(open) = rest.find("{{").into_iter().chain(rest.find("{%")).min() {
+        let body = &rest[open + 2..];
+        let close = [body.find("}}"), body.find("%}")]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(body.len());
+        let markup = &body[..close];
+        let bytes = markup.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i].is_ascii_digit() {
+                let start = i;
+                while i < bytes.len() && bytes[i].is_ascii_digit() {
+                    i += 1;
+                }
+                let fraction = start > 0 && bytes[start - 1] == b'.';
+                if !fraction && markup[start..i].parse::<i64>().is_err() {
+                    return Some(format!(
+                        "@liquid: the number {} is too large",
+                        &markup[start..i]
+                    ));
+                }
+            } else {
+                i += 1;
+            }
+        }
+        rest = &body[close..];
+    }
+    None
+}
+
 impl LiquidTemplate {
     /// Validates and parses a template.
     pub(crate) fn compile(src: &str) -> Result<Self, String> {
@@ -156,6 +192,9 @@ impl LiquidTemplate {
         }
         if let Some(msg) = find_disabled(src) {
             return Err(format!("@liquid: {msg}"));
+        }
+        if let Some(msg) = find_oversized_integer(src) {
+            return Err(msg);
         }
         let parser =
             parser().ok_or_else(|| "@liquid: the template engine failed to start".to_owned())?;

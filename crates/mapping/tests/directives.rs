@@ -378,3 +378,11 @@ fn liquid_missing_variables_render_empty() {
     let m = json!({"l": {"@liquid": "[{{ traits.missing }}][{{ nope.deeper | upcase }}]{% if traits.missing %}x{% endif %}"}});
     assert_eq!(apply(m, identify()), json!({"l": "[][]"}));
 }
+
+// Found by fuzzing: the Liquid engine panics on integers beyond i64; they are refused instead.
+#[test]
+fn liquid_integer_literals_beyond_i64_are_invalid_not_a_panic() {
+    let e = invalid(json!({"l": {"@liquid": "{{-222222222222222222222222222222222}}"}}));
+    assert!(e.errors[0].message.contains("too large"), "{e}");
+    assert!(Mapping::compile(&json!({"l": {"@liquid": "order 222222222222222222222222 {{ 9223372036854775807 }}{{ 1.5555555555555555555555 }}"}})).is_ok());
+}
