@@ -97,6 +97,13 @@ fn peak_rss_kib() -> Option<u64> {
         .ok()
 }
 
+fn print_peak(when: &str) {
+    match peak_rss_kib() {
+        Some(kib) => println!("peak RSS (VmHWM) {when}: {:.1} MB", kib as f64 / 1024.0),
+        None => println!("peak RSS: /proc/self/status unavailable"),
+    }
+}
+
 fn fresh(
     dir: &std::path::Path,
     name: &str,
@@ -160,6 +167,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.page_size
     );
     for batch in [100u64, 1000] {
+        if args.events == 0 {
+            break;
+        }
         let store = fresh(&args.dir, &format!("accept-{batch}.db"), &args)?;
         println!("accept, batches of {batch}, {} unique events:", args.events);
         let rate = accept_run(&store, args.events, batch, args.events.div_ceil(5))?;
@@ -174,6 +184,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rate = accept_run(&store, args.backlog, 1000, 1_000_000)?;
     println!("  sustained: {rate:.0} events/s");
     println!("  backlog now {}", store.backlog());
+    print_peak("after accepting the backlog");
     let t = Instant::now();
     let due = store.due(now_ms() + 1, 1000)?;
     println!(
@@ -190,6 +201,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         store.confirm(&refs, "bench-request", now_ms())?;
     }
     println!("  claim+confirm of {claimed} rows in {:?}", t.elapsed());
+    print_peak("after due, claim and confirm");
     let t = Instant::now();
     let status = store.status()?;
     println!(
@@ -198,9 +210,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         status.pending.len(),
         t.elapsed()
     );
-    match peak_rss_kib() {
-        Some(kib) => println!("peak RSS (VmHWM): {:.1} MB", kib as f64 / 1024.0),
-        None => println!("peak RSS: /proc/self/status unavailable"),
-    }
+    print_peak("at the end (process lifetime)");
     Ok(())
 }

@@ -119,7 +119,6 @@ impl SqliteStore {
         };
         conn.pragma_update(None, "synchronous", sync)?;
         conn.pragma_update(None, "cache_size", -i64::from(options.cache_kib))?;
-        conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.pragma_update(None, "wal_autocheckpoint", options.wal_autocheckpoint_pages)?;
         conn.pragma_update(None, "busy_timeout", 5000)?;
         migrate(&mut conn)?;

@@ -201,9 +201,10 @@ pub(crate) fn select_log(dest: bool, audience: bool, identity: bool, outcome: bo
 }
 
 // Status.
-pub(crate) const PENDING_COUNTS: &str = "SELECT d.name, a.audience_key, a.list_id, m.desired, count(*)
-     FROM members m JOIN audiences a ON a.id = m.audience_id JOIN destinations d ON d.id = a.dest_id
-     WHERE m.dirty = 1 GROUP BY m.audience_id, m.desired ORDER BY d.name, a.audience_key, m.desired";
+/// Per audience, a range of the primary key: no sort and no temporary table, so memory stays
+/// flat however large the backlog (a global GROUP BY sorted millions of rows in memory).
+pub(crate) const PENDING_COUNT_FOR: &str = "SELECT desired, count(*) FROM members
+     WHERE audience_id = ?1 AND dirty = 1 GROUP BY desired";
 
 // Compaction.
 pub(crate) const LOG_COUNT: &str = "SELECT count(*) FROM events";

@@ -3,23 +3,37 @@
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
-use super::{SqliteStore, parse_json, sql};
+use super::{SqliteStore, load_audiences, parse_json, sql};
 use crate::StoreError;
 use crate::types::{Direction, PendingCount, Status};
 
 pub(super) fn status(store: &SqliteStore) -> Result<Status, StoreError> {
     let inner = store.inner.lock();
-    let mut stmt = inner.conn.prepare_cached(sql::PENDING_COUNTS)?;
-    let rows = stmt.query_map([], |r| {
-        Ok(PendingCount {
-            destination: r.get(0)?,
-            audience_key: r.get(1)?,
-            list_id: r.get(2)?,
-            direction: Direction::from_int(r.get(3)?),
-            pending: r.get::<_, i64>(4)? as u64,
-        })
-    })?;
-    let pending = rows.collect::<Result<_, _>>()?;
+    let audiences = load_audiences(&inner.conn)?;
+    let mut stmt = inner.conn.prepare_cached(sql::PENDING_COUNT_FOR)?;
+    let mut pending = Vec::new();
+    for a in audiences {
+        let counts = stmt.query_map([a.id.0], |r| {
+            Ok((Direction::from_int(r.get(0)?), r.get::<_, i64>(1)?))
+        })?;
+        for c in counts {
+            let (direction, n) = c?;
+            pending.push(PendingCount {
+                destination: a.destination.clone(),
+                audience_key: a.audience_key.clone(),
+                list_id: a.list_id,
+                direction,
+                pending: u64::try_from(n).unwrap_or(0),
+            });
+        }
+    }
+    pending.sort_by(|x, y| {
+        (&x.destination, &x.audience_key, x.direction.as_int()).cmp(&(
+            &y.destination,
+            &y.audience_key,
+            y.direction.as_int(),
+        ))
+    });
     Ok(Status {
         backlog: inner.backlog,
         backlog_bound: store.backlog_bound,
