@@ -43,6 +43,14 @@ pub struct SimArgs {
     #[arg(long)]
     pub realistic_limits: bool,
 
+    /// Rate limits and faults (boxed: they are many, and the command enum stays small).
+    #[command(flatten)]
+    pub behaviour: Box<BehaviourArgs>,
+}
+
+/// Flags for rate limits, faults and the request log.
+#[derive(Debug, clap::Args)]
+pub struct BehaviourArgs {
     /// Limit subscribe and unsubscribe together to this many requests per second per project.
     #[arg(long, value_name = "R")]
     pub write_rate: Option<f64>,
@@ -121,6 +129,7 @@ fn build_config(args: &SimArgs) -> anyhow::Result<SimConfig> {
         let response = config.limits.response;
         config.limits = Limits::realistic().response(response);
     }
+    let args = &args.behaviour;
     if let Some(r) = args.write_rate {
         config.limits.rules.push(LimitRule::per_second(
             &[Endpoint::Subscribe, Endpoint::Unsubscribe],
@@ -138,9 +147,9 @@ fn build_config(args: &SimArgs) -> anyhow::Result<SimConfig> {
         Some("none") => config.limits.response.retry_after = RetryAfter::None,
         Some("computed") => config.limits.response.retry_after = RetryAfter::Computed,
         Some(secs) => {
-            let s = secs
-                .parse()
-                .with_context(|| format!("--retry-after {secs:?}: expected none, computed or seconds"))?;
+            let s = secs.parse().with_context(|| {
+                format!("--retry-after {secs:?}: expected none, computed or seconds")
+            })?;
             config.limits.response.retry_after = RetryAfter::Seconds(s);
         }
     }
@@ -242,11 +251,35 @@ mod tests {
         assert_eq!(c.seed, 9);
         assert_eq!(c.projects.len(), 2);
         assert_eq!(c.projects[1].project_type, ProjectType::UserId);
-        assert_eq!(c.limits.rules[0].endpoints, vec![Endpoint::Subscribe, Endpoint::Unsubscribe]);
+        assert_eq!(
+            c.limits.rules[0].endpoints,
+            vec![Endpoint::Subscribe, Endpoint::Unsubscribe]
+        );
         assert_eq!(c.limits.response.retry_after, RetryAfter::Computed);
         assert_eq!(c.faults.error_statuses, vec![503, 429]);
         assert_eq!((c.faults.delay_min_ms, c.faults.delay_max_ms), (5, 10));
         assert_eq!(c.faults.cut_mode, CutMode::Hang);
+    }
+
+    #[test]
+    fn a_config_file_is_read_and_flags_add_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sim.toml");
+        std::fs::write(
+            &path,
+            "seed = 3\n[[projects]]\nid = 50\ntype = \"email\"\napi_keys = [\"f\"]\n",
+        )
+        .unwrap();
+        let path = path.to_string_lossy().into_owned();
+        let cli = Cli::parse_from(["sim", "--config", &path, "--project", "k=hybrid"]);
+        let c = build_config(&cli.args).unwrap();
+        assert_eq!(c.seed, 3);
+        assert_eq!(
+            c.projects.iter().map(|p| p.id).collect::<Vec<_>>(),
+            vec![50, 51]
+        );
+        let cli = Cli::parse_from(["sim", "--project", "k=nonsense"]);
+        assert!(build_config(&cli.args).is_err());
     }
 
     #[test]
