@@ -642,3 +642,107 @@ fn final_events_are_logged_and_queryable_by_identity() {
     assert_eq!(by_identity.len(), 1);
     assert_eq!(by_identity[0].audience_key.as_deref(), Some("vip"));
 }
+
+#[test]
+fn skipped_results_clean_the_row_and_log_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store
+        .accept(&[change("nia", Direction::Out, "x1", T0)], T0)
+        .unwrap();
+    let aud = store.ensure_audience("iterable", "vip").unwrap();
+    let refs: Vec<_> = store
+        .claim(aud.id, Direction::Out, T0, 10)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.row)
+        .collect();
+    let cleaned = store
+        .settle_skipped(
+            &refs,
+            "not_found",
+            "not found in Iterable on unsubscribe",
+            Some("req-9"),
+            T0 + 1,
+        )
+        .unwrap();
+    assert_eq!(cleaned, vec![true]);
+    assert_eq!(store.backlog(), 0);
+    let entry = log_of(&store, "x1");
+    assert_eq!(entry.outcome, Outcome::Skipped);
+    assert_eq!(entry.reason_code.as_deref(), Some("not_found"));
+    assert_eq!(entry.request_id.as_deref(), Some("req-9"));
+}
+
+#[test]
+fn released_rows_can_be_claimed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store
+        .accept(&[change("oli", Direction::In, "y1", T0)], T0)
+        .unwrap();
+    let aud = store.ensure_audience("iterable", "vip").unwrap();
+    let refs: Vec<_> = store
+        .claim(aud.id, Direction::In, T0, 10)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.row)
+        .collect();
+    assert!(
+        store
+            .claim(aud.id, Direction::In, T0, 10)
+            .unwrap()
+            .is_empty()
+    );
+    store.release(&refs).unwrap();
+    assert_eq!(store.claim(aud.id, Direction::In, T0, 10).unwrap().len(), 1);
+}
+
+#[test]
+fn backlog_counter_matches_the_rows_on_disk_through_every_transition() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let batch: Vec<_> = (0..20)
+        .map(|i| {
+            let dir = if i % 3 == 0 {
+                Direction::Out
+            } else {
+                Direction::In
+            };
+            change(&format!("p{i}"), dir, &format!("q{i}"), T0 + i)
+        })
+        .collect();
+    store.accept(&batch, T0).unwrap();
+    let aud = store.ensure_audience("iterable", "vip").unwrap();
+    let check = |store: &SqliteStore| assert_eq!(store.backlog(), store.count_backlog().unwrap());
+    check(&store);
+    let rows: Vec<_> = store
+        .claim(aud.id, Direction::In, T0 + 100, 100)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.row)
+        .collect();
+    store.confirm(&rows[..4], "r", T0 + 101).unwrap();
+    check(&store);
+    store.reject(&rows[4..6], "bad", "bad", T0 + 101).unwrap();
+    check(&store);
+    store
+        .retry(&rows[6..], T0 + 500, "down", "down", T0 + 101)
+        .unwrap();
+    check(&store);
+    // New events on clean, rejected and dirty rows.
+    let more: Vec<_> = ["p1", "p4", "p7", "p0"]
+        .iter()
+        .enumerate()
+        .map(|(n, id)| change(id, Direction::Out, &format!("late{n}"), T0 + 1000))
+        .collect();
+    store.accept(&more, T0 + 102).unwrap();
+    check(&store);
+    store.mark_in_dirty(aud.id, T0 + 103).unwrap();
+    check(&store);
+    store.replay_rejected("iterable", None, T0 + 104).unwrap();
+    check(&store);
+    drop(store);
+    let store = open(&dir);
+    check(&store);
+}
