@@ -21,14 +21,12 @@ pub const ACTION_FIELDS: &[&str] = &[
 ];
 
 /// Default `email`: the first of `traits.email`, `context.traits.email`, `properties.email`
-/// that is present and not blank, as the typed default path reads it (issue 3 item 3).
-///
-/// Segment's own default uses `@if exists`, which takes `""` and stops there; here a source
-/// counts as absent when it is missing, `null`, or only spaces, tabs and line breaks (the
-/// `@template` renders it as text and the `@replace`s remove that whitespace before `@if blank`
-/// tests it), and the lookup moves on to the next source. A present non-string value is taken
-/// as it is (the destination rejects it as not an email).
-pub const DEFAULT_EMAIL: &str = r#"{"@if":{"blank":{"@replace":{"value":{"@replace":{"value":{"@template":"{{{traits.email}}}"},"pattern":" ","replacement":"","pattern2":"\t","replacement2":""}},"pattern":"\n","replacement":"","pattern2":"\r","replacement2":""}},"then":{"@path":"$.traits.email"},"else":{"@if":{"blank":{"@replace":{"value":{"@replace":{"value":{"@template":"{{{context.traits.email}}}"},"pattern":" ","replacement":"","pattern2":"\t","replacement2":""}},"pattern":"\n","replacement":"","pattern2":"\r","replacement2":""}},"then":{"@path":"$.context.traits.email"},"else":{"@path":"$.properties.email"}}}}}"#;
+/// that is present and not blank, as the typed default path picks it. "Blank" is written in
+/// the language as: absent or `null` (`@if exists`), or a value whose JSON text is empty once
+/// quotes and spaces are removed (`@json` + `@replace` + `@if blank`). So `""` and `"  "` are
+/// skipped, while a number, boolean or object is picked (and then rejected as not a string).
+/// Only strings of tabs or newlines alone differ: they are picked, where the typed path skips.
+pub const DEFAULT_EMAIL: &str = r#"{"@if":{"exists":{"@path":"$.traits.email"},"then":{"@if":{"blank":{"@replace":{"value":{"@json":{"mode":"encode","value":{"@path":"$.traits.email"}}},"pattern":"\"","replacement":"","pattern2":" ","replacement2":""}},"then":{"@path":"$.traits.email"},"else":{"@if":{"exists":{"@path":"$.context.traits.email"},"then":{"@if":{"blank":{"@replace":{"value":{"@json":{"mode":"encode","value":{"@path":"$.context.traits.email"}}},"pattern":"\"","replacement":"","pattern2":" ","replacement2":""}},"then":{"@path":"$.context.traits.email"},"else":{"@if":{"exists":{"@path":"$.properties.email"},"then":{"@if":{"blank":{"@replace":{"value":{"@json":{"mode":"encode","value":{"@path":"$.properties.email"}}},"pattern":"\"","replacement":"","pattern2":" ","replacement2":""}},"then":{"@path":"$.properties.email"}}}}}}},"else":{"@if":{"exists":{"@path":"$.properties.email"},"then":{"@if":{"blank":{"@replace":{"value":{"@json":{"mode":"encode","value":{"@path":"$.properties.email"}}},"pattern":"\"","replacement":"","pattern2":" ","replacement2":""}},"then":{"@path":"$.properties.email"}}}}}}}}},"else":{"@if":{"exists":{"@path":"$.context.traits.email"},"then":{"@if":{"blank":{"@replace":{"value":{"@json":{"mode":"encode","value":{"@path":"$.context.traits.email"}}},"pattern":"\"","replacement":"","pattern2":" ","replacement2":""}},"then":{"@path":"$.context.traits.email"},"else":{"@if":{"exists":{"@path":"$.properties.email"},"then":{"@if":{"blank":{"@replace":{"value":{"@json":{"mode":"encode","value":{"@path":"$.properties.email"}}},"pattern":"\"","replacement":"","pattern2":" ","replacement2":""}},"then":{"@path":"$.properties.email"}}}}}}},"else":{"@if":{"exists":{"@path":"$.properties.email"},"then":{"@if":{"blank":{"@replace":{"value":{"@json":{"mode":"encode","value":{"@path":"$.properties.email"}}},"pattern":"\"","replacement":"","pattern2":" ","replacement2":""}},"then":{"@path":"$.properties.email"}}}}}}}}}"#;
 
 /// Default `userId`.
 pub const DEFAULT_USER_ID: &str = r#"{"@path":"$.userId"}"#;

@@ -48,8 +48,9 @@ fn expected_default(ev: &Value) -> MappedFields {
             _ => None,
         })
     };
+    // Present and not blank: null, "" and whitespace-only strings are skipped.
     fn present(v: Option<&Value>) -> Option<&Value> {
-        v.filter(|v| !v.is_null())
+        v.filter(|v| !v.is_null() && v.as_str().is_none_or(|s| !s.trim().is_empty()))
     }
     // A blank string counts as absent, as in the typed default path (issue 3 item 3).
     fn email_at(v: Option<&Value>) -> Option<&Value> {
@@ -57,7 +58,7 @@ fn expected_default(ev: &Value) -> MappedFields {
     }
     let email = email_at(ev.pointer("/traits/email"))
         .or_else(|| email_at(ev.pointer("/context/traits/email")))
-        .or_else(|| ev.pointer("/properties/email"));
+        .or_else(|| present(ev.pointer("/properties/email")));
     let top = match ev["type"].as_str() {
         Some("identify") => ev.get("traits"),
         Some("track") => ev.get("properties"),
@@ -103,10 +104,28 @@ fn default_traits_or_properties_is_empty_for_other_event_types() {
 }
 
 #[test]
-fn default_email_falls_back_past_null() {
+fn default_email_falls_back_past_null_and_blank_strings() {
     let m = ActionMapping::default_mapping();
-    let ev = json!({"type": "track", "traits": {"email": null}, "context": {"traits": {"email": "c@x.io"}}});
-    assert_eq!(m.map(&ev).unwrap().email.as_deref(), Some("c@x.io"));
+    for first in [json!(null), json!(""), json!("   ")] {
+        let ev = json!({"type": "track", "traits": {"email": first}, "context": {"traits": {"email": ""}},
+                        "properties": {"email": "c@x.io"}});
+        assert_eq!(
+            m.map(&ev).unwrap().email.as_deref(),
+            Some("c@x.io"),
+            "{first}"
+        );
+    }
+    let none = json!({"type": "track", "traits": {"email": " "}});
+    assert_eq!(m.map(&none).unwrap().email, None);
+}
+
+#[test]
+fn default_email_that_is_not_a_string_is_picked_and_rejected() {
+    let m = ActionMapping::default_mapping();
+    for bad in [json!(0), json!(false), json!({"a": 1}), json!([1])] {
+        let ev = json!({"type": "identify", "traits": {"email": bad}, "context": {"traits": {"email": "c@x.io"}}});
+        assert!(matches!(m.map(&ev), Err(MapError::Fields(_))), "{bad}");
+    }
 }
 
 #[test]
