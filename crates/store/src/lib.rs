@@ -25,7 +25,7 @@ mod store;
 mod types;
 
 pub use error::StoreError;
-pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
+pub use sqlite::{MemberCounts, SqliteOptions, SqliteStore, Synchronous};
 pub use store::Store;
 pub use types::{
     AcceptOutcome, Audience, AudienceId, Change, ClaimedRow, CompactStats, Direction, DueWork,

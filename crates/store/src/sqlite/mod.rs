@@ -6,6 +6,7 @@
 
 mod accept;
 mod audiences;
+mod counts;
 mod deliver;
 mod log;
 mod sql;
@@ -17,6 +18,8 @@ use std::path::{Path, PathBuf};
 use parking_lot::Mutex;
 use rusqlite::{Connection, TransactionBehavior, params};
 use serde_json::Value;
+
+pub use counts::MemberCounts;
 
 use crate::lock::ProcessLock;
 use crate::types::{
