@@ -52,6 +52,39 @@
 //! # }
 //! ```
 //!
+//! # Configuration file
+//!
+//! `iterable-lists sim --listen 127.0.0.1:8099 --config sim.toml` reads a [`SimConfig`]:
+//!
+//! ```toml
+//! seed = 7
+//! [request_log]
+//! capacity = 10000            # entries; max_body_bytes bounds the bodies kept
+//!
+//! [[projects]]
+//! id = 1001
+//! type = "hybrid"             # email | userId | hybrid
+//! api_keys = ["local-key"]
+//! lists = [{ id = 4242, name = "vip" }, { id = 9, name = "seg", listType = "Dynamic" }]
+//!
+//! [faults]
+//! error_rate = 0.05           # answered 500/502/503/504 (error_statuses), nothing applied
+//! cut_after_rate = 0.01       # applied, then the connection is reset
+//! new_list_invisible_ms = 2000
+//!
+//! [limits.response]
+//! body = "json"               # or "text"
+//! retry_after = "computed"    # or "none", or { seconds = 2 }
+//!
+//! [[limits.rules]]            # subscribe and unsubscribe share one bucket
+//! endpoints = ["subscribe", "unsubscribe"]
+//! requests = 100
+//! per_ms = 1000
+//! ```
+//!
+//! The control API (`/_sim/…`, see the `control` module's table in the source) exchanges the
+//! same shapes as JSON: `PUT /_sim/faults` takes a [`Faults`], `PUT /_sim/limits` a [`Limits`].
+//!
 //! # Choices where the reference leaves room
 //!
 //! - Emails are stored lowercase, and the failure arrays of a bulk answer carry emails

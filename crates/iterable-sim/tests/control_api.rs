@@ -220,3 +220,19 @@ fn an_invalid_toml_configuration_is_an_error() {
     assert!(SimConfig::from_toml("[[projects]]\nid = 1\ntype = \"nope\"\n").is_err());
     assert!(SimConfig::from_toml("unknown_key = 1\n").is_err());
 }
+
+// The example configuration in the crate documentation stays valid.
+#[test]
+fn the_documented_configuration_example_parses() {
+    let lib = include_str!("../src/lib.rs");
+    let start = lib.find("//! ```toml\n").expect("example present") + "//! ```toml\n".len();
+    let end = start + lib[start..].find("//! ```\n").expect("example closed");
+    let toml: String = lib[start..end]
+        .lines()
+        .map(|l| l.strip_prefix("//!").unwrap_or(l).trim_start_matches(' '))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let c = SimConfig::from_toml(&toml).expect("documented example parses");
+    assert_eq!(c.projects[0].lists.len(), 2);
+    assert_eq!(c.limits.rules[0].requests, 100.0);
+}
