@@ -97,6 +97,17 @@ fn peak_rss_kib() -> Option<u64> {
         .ok()
 }
 
+/// Bytes this process caused to be written to storage (`write_bytes` in /proc/self/io).
+fn written_bytes() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines()
+        .find(|l| l.starts_with("write_bytes:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 fn print_peak(when: &str) {
     match peak_rss_kib() {
         Some(kib) => println!("peak RSS (VmHWM) {when}: {:.1} MB", kib as f64 / 1024.0),
@@ -134,6 +145,7 @@ fn accept_run(
     report_every: u64,
 ) -> Result<f64, Box<dyn std::error::Error>> {
     let start = Instant::now();
+    let written_before = written_bytes();
     let mut slice_start = Instant::now();
     let mut done = 0u64;
     let mut buf = Vec::with_capacity(batch as usize);
@@ -154,7 +166,15 @@ fn accept_run(
             slice_start = Instant::now();
         }
     }
-    Ok(events as f64 / start.elapsed().as_secs_f64())
+    let rate = events as f64 / start.elapsed().as_secs_f64();
+    if let (Some(a), Some(b)) = (written_before, written_bytes()) {
+        println!(
+            "  written to storage: {:.0} MB, {:.0} bytes per event",
+            (b - a) as f64 / 1e6,
+            (b - a) as f64 / events as f64
+        );
+    }
+    Ok(rate)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
