@@ -20,5 +20,6 @@ pub mod lists;
 pub mod membership;
 pub mod model;
 pub mod planner;
+pub mod preview;
 pub mod settings;
 pub mod sync;
