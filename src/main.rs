@@ -34,10 +34,6 @@ enum Command {
     Send(commands::send::SendArgs),
     Serve(commands::serve::ServeArgs),
     TestMapping(commands::test_mapping::TestMappingArgs),
-    Demo(commands::demo::DemoArgs),
-    Lists(commands::lists::ListsArgs),
-    Status(commands::status::StatusArgs),
-    Replay(commands::replay::ReplayArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,10 +43,6 @@ fn main() -> ExitCode {
         Command::Eval(args) => commands::eval::run(args),
         Command::Send(args) => commands::send::run(args),
         Command::Serve(args) => commands::serve::run(args),
-        Command::Demo(args) => commands::demo::run(args),
-        Command::Lists(args) => commands::lists::run(args),
-        Command::Status(args) => commands::status::run(args),
-        Command::Replay(args) => commands::replay::run(args),
         Command::TestMapping(args) => commands::test_mapping::run(args),
     };
     match result {
