@@ -74,8 +74,22 @@ impl Server {
     }
 
     /// Like [`Server::start`], with engine options (mappers given here win over the registry).
-    pub async fn start_with(
+    pub async fn start_with(config: Config, options: EngineOptions) -> Result<Server, ServerError> {
+        Self::build(config, None, options).await
+    }
+
+    /// Starts on an already opened store (tests inject faulty stores this way).
+    pub async fn start_on_store(
         config: Config,
+        store: Arc<dyn store::Store>,
+        options: EngineOptions,
+    ) -> Result<Server, ServerError> {
+        Self::build(config, Some(store), options).await
+    }
+
+    async fn build(
+        config: Config,
+        store: Option<Arc<dyn store::Store>>,
         mut options: EngineOptions,
     ) -> Result<Server, ServerError> {
         let config = Arc::new(config);
@@ -91,7 +105,10 @@ impl Server {
                 }) as Arc<dyn Mapper>
             });
         }
-        let engine = Arc::new(Engine::start((*config).clone(), options).await?);
+        let engine = Arc::new(match store {
+            Some(s) => Engine::with_store((*config).clone(), s, options).await?,
+            None => Engine::start((*config).clone(), options).await?,
+        });
         let store = engine.store();
         let registry = tokio::task::spawn_blocking({
             let names = names.clone();
