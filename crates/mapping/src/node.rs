@@ -291,6 +291,15 @@ impl Node {
             .collect()
     }
 
+    /// Like [`Node::eval`], borrowing from the event where a path allows it (saves copies
+    /// when a value is only inspected).
+    fn eval_ref<'a>(&self, payload: &'a Value) -> Result<Option<Cow<'a, Value>>, EvalError> {
+        match self {
+            Node::Path(p) => Ok(p.resolve(payload)),
+            other => Ok(other.eval(payload)?.map(Cow::Owned)),
+        }
+    }
+
     pub(crate) fn eval(&self, payload: &Value) -> Eval {
         Ok(match self {
             Node::Raw(v) => Some(v.clone()),
@@ -324,8 +333,8 @@ impl Node {
                 }
             },
             Node::If(n) => {
-                let v = n.test.eval(payload)?;
-                let cond = match &v {
+                let v = n.test.eval_ref(payload)?;
+                let cond = match v.as_deref() {
                     None | Some(Value::Null) => false,
                     Some(v) => n.exists || !js::loosely_equals_empty_string(v),
                 };
@@ -375,11 +384,12 @@ impl Node {
                 other => other,
             },
             Node::Replace(r) => {
-                let value = match r.value.eval(payload)? {
-                    Some(Value::String(s)) => Some(s),
+                let got = r.value.eval_ref(payload)?;
+                let value: Option<Cow<'_, str>> = match got.as_deref() {
+                    Some(Value::String(s)) => Some(Cow::Borrowed(s.as_str())),
                     // Numbers and booleans are stringified.
                     Some(v @ (Value::Number(_) | Value::Bool(_))) => {
-                        Some(js::to_js_string(Some(&v)))
+                        Some(Cow::Owned(js::to_js_string(Some(v))))
                     }
                     _ => None,
                 };
@@ -460,11 +470,18 @@ impl Node {
                 flatten(value.eval(payload)?, "", &sep, *omit_arrays, &mut out);
                 Some(Value::Object(out))
             }
-            Node::Json { encode, value } => {
+            Node::Json {
+                encode: true,
+                value,
+            } => value
+                .eval_ref(payload)?
+                .map(|v| Value::String(js::stringify(&v))),
+            Node::Json {
+                encode: false,
+                value,
+            } => {
                 let v = value.eval(payload)?;
-                if *encode {
-                    v.map(|v| Value::String(js::stringify(&v)))
-                } else {
+                {
                     match v {
                         // Invalid JSON is returned unchanged.
                         Some(Value::String(s)) => {

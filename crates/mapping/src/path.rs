@@ -18,7 +18,11 @@ impl Path {
     /// appears), then `.`, `[` and `]` separate keys; `["k"]` and `['k']` name a key that may
     /// hold separators; `a[b]` is the literal key `b`.
     pub fn parse_mapping_path(raw: &str) -> Self {
-        Self::parse_keys(&raw.replacen("$.", "", 1))
+        if raw.contains("$.") {
+            Self::parse_keys(&raw.replacen("$.", "", 1))
+        } else {
+            Self::parse_keys(raw)
+        }
     }
 
     /// Parses a path with no `$.` handling (template placeholders and trigger fields).

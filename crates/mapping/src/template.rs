@@ -68,9 +68,11 @@ impl Template {
                 for p in pieces {
                     match p {
                         Piece::Text(t) => out.push_str(t),
-                        Piece::Escaped(path) => {
-                            out.push_str(&placeholder(path.resolve(payload).as_deref(), true))
-                        }
+                        Piece::Escaped(path) => match path.resolve(payload).as_deref() {
+                            None | Some(Value::Null) => {}
+                            Some(Value::String(s)) => escape_html_into(s, &mut out),
+                            Some(other) => out.push_str(&js::to_js_string(Some(other))),
+                        },
                     }
                 }
                 out
@@ -104,6 +106,15 @@ fn placeholder(v: Option<&Value>, escape: bool) -> String {
 
 fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
+    escape_html_into(s, &mut out);
+    out
+}
+
+fn escape_html_into(s: &str, out: &mut String) {
+    if !s.contains(['&', '<', '>', '"', '\'', '/', '`', '=']) {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -117,7 +128,6 @@ fn escape_html(s: &str) -> String {
             other => out.push(other),
         }
     }
-    out
 }
 
 #[cfg(test)]
