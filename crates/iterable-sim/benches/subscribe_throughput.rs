@@ -46,29 +46,67 @@ fn body(batch: usize, fields: bool) -> bytes::Bytes {
         .unwrap_or_default()
 }
 
-/// CPU time (user + system) this process has used so far, from `/proc/self/stat` (Linux);
-/// `None` elsewhere. Clock ticks are assumed to be 1/100 s, the Linux default.
-fn cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name, which is parenthesised and may contain spaces.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(Duration::from_millis((utime + stime) * 10))
+/// CPU time (user + system) used so far by this process's threads whose name starts with
+/// `prefix`, from `/proc/self/task/*/stat` (Linux; `None` elsewhere). Clock ticks are assumed
+/// to be 1/100 s, the Linux default. Threads that already ended are not counted, so both
+/// runtimes keep their threads for the whole run.
+fn cpu_time(prefix: &str) -> Option<Duration> {
+    let mut ticks = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let Ok(stat) = std::fs::read_to_string(task.ok()?.path().join("stat")) else {
+            continue;
+        };
+        // The thread name is parenthesised and may contain spaces.
+        let (head, rest) = stat.rsplit_once(')')?;
+        let name = head.split_once('(')?.1;
+        if !name.starts_with(prefix) {
+            continue;
+        }
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let utime: u64 = fields.get(11)?.parse().ok()?;
+        let stime: u64 = fields.get(12)?.parse().ok()?;
+        ticks += utime + stime;
+    }
+    Some(Duration::from_millis(ticks * 10))
 }
 
-fn report(label: &str, n: u64, wall: Duration, cpu: Option<Duration>) {
+/// CPU used by the server's and the clients' threads.
+#[derive(Clone, Copy)]
+struct Cpu {
+    server: Option<Duration>,
+    client: Option<Duration>,
+}
+
+impl Cpu {
+    fn now() -> Cpu {
+        Cpu {
+            server: cpu_time("sim-server"),
+            client: cpu_time("bench-client"),
+        }
+    }
+
+    fn since(self, before: Cpu) -> Cpu {
+        let d =
+            |a: Option<Duration>, b: Option<Duration>| a.zip(b).map(|(a, b)| a.saturating_sub(b));
+        Cpu {
+            server: d(self.server, before.server),
+            client: d(self.client, before.client),
+        }
+    }
+}
+
+fn report(label: &str, n: u64, wall: Duration, cpu: Cpu) {
     print!(
-        "{label} {:>9.0} subscribers/s wall ({n} subscribers in {:.2} s)",
+        "{label} {:>9.0} subscribers/s wall ({n} in {:.2} s)",
         n as f64 / wall.as_secs_f64(),
         wall.as_secs_f64()
     );
-    match cpu {
-        Some(cpu) if !cpu.is_zero() => println!(
-            "; {:.2} CPU-s (server and client together) = {:.0} subscribers per CPU-second",
-            cpu.as_secs_f64(),
-            n as f64 / cpu.as_secs_f64()
+    match (cpu.server, cpu.client) {
+        (Some(s), Some(c)) if !s.is_zero() => println!(
+            "; server {:.2} CPU-s = {:.0} subscribers per server CPU-second (clients {:.2} CPU-s)",
+            s.as_secs_f64(),
+            n as f64 / s.as_secs_f64(),
+            c.as_secs_f64()
         ),
         _ => println!(),
     }
@@ -123,62 +161,77 @@ async fn run(
     (done.load(Ordering::Relaxed), start.elapsed())
 }
 
+fn runtime(name: &'static str, threads: usize) -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name(name)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("runtime: {e}");
+            None
+        }
+    }
+}
+
 fn main() {
     let secs = env("SIM_BENCH_SECS", 5);
     let clients = env("SIM_BENCH_CLIENTS", 4) as usize;
     let batches = env("SIM_BENCH_BATCHES", 400) as usize;
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // The server and the clients run on separate runtimes so that their CPU is told apart.
+    let (Some(server_rt), Some(client_rt)) = (
+        runtime("sim-server", threads),
+        runtime("bench-client", threads),
+    ) else {
+        return;
+    };
+    let log = iterable_sim::RequestLogConfig {
+        capacity: env("SIM_BENCH_LOG_CAPACITY", 10_000) as usize,
+        ..Default::default()
+    };
+    let config = SimConfig::new()
+        .project("bench", ProjectType::Hybrid)
+        .request_log(log);
+    let sim = match server_rt.block_on(Simulator::start(config)) {
+        Ok(s) => s,
         Err(e) => {
-            eprintln!("runtime: {e}");
+            eprintln!("simulator: {e}");
             return;
         }
     };
-    rt.block_on(async move {
-        let log = iterable_sim::RequestLogConfig {
-            capacity: env("SIM_BENCH_LOG_CAPACITY", 10_000) as usize,
-            ..Default::default()
-        };
-        let config = SimConfig::new()
-            .project("bench", ProjectType::Hybrid)
-            .request_log(log);
-        let sim = match Simulator::start(config).await {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("simulator: {e}");
-                return;
-            }
-        };
-        if let Err(e) = sim.create_list("bench", LIST, "bench") {
-            eprintln!("list: {e}");
-            return;
-        }
-        let url = format!("{}/api/lists/subscribe", sim.base_url());
-        let bodies = Arc::new((0..batches).map(|b| body(b, false)).collect::<Vec<_>>());
-        let with_fields = Arc::new((0..batches).map(|b| body(b, true)).collect::<Vec<_>>());
-        let kib = |b: &[bytes::Bytes]| b.iter().map(|b| b.len()).sum::<usize>() / b.len().max(1) / 1024;
-        println!(
-            "subscribe throughput: {PER_REQUEST} subscribers per request (email and userId: ~{} KiB; \
-             with two dataFields: ~{} KiB), {clients} client connections",
-            kib(&bodies),
-            kib(&with_fields)
-        );
-
-        let c0 = cpu_time();
+    if let Err(e) = sim.create_list("bench", LIST, "bench") {
+        eprintln!("list: {e}");
+        return;
+    }
+    let url = format!("{}/api/lists/subscribe", sim.base_url());
+    let bodies = Arc::new((0..batches).map(|b| body(b, false)).collect::<Vec<_>>());
+    let with_fields = Arc::new((0..batches).map(|b| body(b, true)).collect::<Vec<_>>());
+    let kib = |b: &[bytes::Bytes]| b.iter().map(|b| b.len()).sum::<usize>() / b.len().max(1) / 1024;
+    println!(
+        "subscribe throughput: {PER_REQUEST} subscribers per request (email and userId: ~{} KiB; \
+         with two dataFields: ~{} KiB), {clients} client connections, {threads} threads each side",
+        kib(&bodies),
+        kib(&with_fields)
+    );
+    client_rt.block_on(async move {
+        let c0 = Cpu::now();
         let (n, t) = run(&url, bodies.clone(), clients, true, 0).await;
-        let c1 = cpu_time();
-        report("new users:    ", n, t, c1.zip(c0).map(|(b, a)| b.saturating_sub(a)));
+        let c1 = Cpu::now();
+        report("new users:    ", n, t, c1.since(c0));
         let (n, t) = run(&url, bodies, clients, false, secs).await;
-        let c2 = cpu_time();
-        report("re-subscribes:", n, t, c2.zip(c1).map(|(b, a)| b.saturating_sub(a)));
+        let c2 = Cpu::now();
+        report("re-subscribes:", n, t, c2.since(c1));
         let (n, t) = run(&url, with_fields, clients, false, secs).await;
-        let c3 = cpu_time();
-        report("+ dataFields: ", n, t, c3.zip(c2).map(|(b, a)| b.saturating_sub(a)));
-        let members = sim.list_members("bench", LIST).map(|m| m.len()).unwrap_or(0);
-        println!("list size at the end: {members}");
-        sim.shutdown().await;
+        let c3 = Cpu::now();
+        report("+ dataFields: ", n, t, c3.since(c2));
     });
+    let members = sim
+        .list_members("bench", LIST)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    println!("list size at the end: {members}");
+    server_rt.block_on(sim.shutdown());
 }

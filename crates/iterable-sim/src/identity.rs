@@ -34,11 +34,10 @@ pub(crate) fn valid_email(email: &str) -> bool {
     {
         return false;
     }
-    let labels: Vec<&str> = domain.split('.').collect();
-    if labels.len() < 2 {
-        return false;
-    }
-    for label in &labels {
+    // Walk the labels without collecting them: this runs for every subscriber.
+    let mut labels = 0;
+    let mut last = "";
+    for label in domain.split('.') {
         if label.is_empty()
             || label.len() > 63
             || label.starts_with('-')
@@ -49,9 +48,10 @@ pub(crate) fn valid_email(email: &str) -> bool {
         {
             return false;
         }
+        labels += 1;
+        last = label;
     }
-    let tld = labels[labels.len() - 1];
-    tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic())
+    labels >= 2 && last.len() >= 2 && last.bytes().all(|b| b.is_ascii_alphabetic())
 }
 
 #[cfg(test)]
