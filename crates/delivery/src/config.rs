@@ -344,6 +344,18 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// `line N: <what toml said>` on one line (toml's own rendering spans several).
+fn one_line(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {msg}")
+        }
+        None => msg,
+    }
+}
+
 impl Config {
     /// Reads and validates a file, with secrets overridden from the process environment.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -365,7 +377,7 @@ impl Config {
     pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: None,
-            message: e.to_string().trim().to_owned(),
+            message: one_line(text, &e),
         })?;
         config.apply_env(env);
         config.validate()?;
