@@ -1,0 +1,5 @@
+//! Shared helpers of the reliability campaign's tests.
+
+#![allow(dead_code)]
+
+pub mod corpus;
