@@ -33,6 +33,10 @@ enum Command {
     Eval(commands::eval::EvalArgs),
     Send(commands::send::SendArgs),
     Serve(commands::serve::ServeArgs),
+    Demo(commands::demo::DemoArgs),
+    Lists(commands::lists::ListsArgs),
+    Status(commands::status::StatusArgs),
+    Replay(commands::replay::ReplayArgs),
     TestMapping(commands::test_mapping::TestMappingArgs),
 }
 
@@ -43,6 +47,10 @@ fn main() -> ExitCode {
         Command::Eval(args) => commands::eval::run(args),
         Command::Send(args) => commands::send::run(args),
         Command::Serve(args) => commands::serve::run(args),
+        Command::Demo(args) => commands::demo::run(args),
+        Command::Lists(args) => commands::lists::run(args),
+        Command::Status(args) => commands::status::run(args),
+        Command::Replay(args) => commands::replay::run(args),
         Command::TestMapping(args) => commands::test_mapping::run(args),
     };
     match result {
