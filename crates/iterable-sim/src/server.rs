@@ -6,7 +6,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -46,7 +45,7 @@ impl Drop for CuttableStream {
         if self.cut.load(Ordering::SeqCst) {
             // Linger 0 turns the close into a reset, as a dropped connection looks on a real
             // network.
-            let _ = socket2::SockRef::from(&self.inner).set_linger(Some(Duration::ZERO));
+            let _ = self.inner.set_zero_linger();
         }
     }
 }
