@@ -3,6 +3,11 @@
 
 mod server_support;
 
+/// Percent-encodes a mapping name for a path segment (spaces only in these tests).
+fn enc(name: &str) -> String {
+    name.replace(' ', "%20")
+}
+
 use serde_json::{Value, json};
 use server_support::*;
 
@@ -115,7 +120,7 @@ async fn test_mapping_plans_the_request_without_sending_it() {
     assert_eq!(resp.status(), 200);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["outcome"], "change");
-    assert_eq!(v["direction"], "subscribe");
+    assert_eq!(v["membership"]["direction"], "subscribe");
     assert_eq!(v["request"]["path"], "/api/lists/subscribe");
     let sub = &v["request"]["body"]["subscribers"][0];
     assert_eq!(sub["email"], "plan@example.com");
@@ -139,13 +144,13 @@ async fn test_mapping_plans_the_request_without_sending_it() {
         .await
         .unwrap();
     assert_eq!(v["outcome"], "skipped");
-    assert_eq!(v["reason_code"], "not_audience_event");
+    assert_eq!(v["reasons"][0]["code"], "not_audience_event");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mappings_are_validated_on_save_and_applied_at_ingest() {
     let h = Harness::start().await;
-    let bad = json!({ "name": "broken", "trigger": "type = ", "fields": {} });
+    let bad = json!({ "name": "broken", "trigger": "type = ", "mapping": {} });
     let resp = h
         .admin_post("/admin/destinations/engage/mappings", &bad)
         .await;
@@ -170,8 +175,14 @@ async fn mappings_are_validated_on_save_and_applied_at_ingest() {
         .await;
     assert_eq!(resp.status(), 201);
     let created: Value = resp.json().await.unwrap();
-    let id = created["id"].as_str().unwrap().to_owned();
+    let id = created["name"].as_str().unwrap().to_owned();
+    assert_eq!(id, "signup lists");
     assert_eq!(created["source"], "store");
+    // Names identify mappings: a second one with the same name is refused.
+    let resp = h
+        .admin_post("/admin/destinations/engage/mappings", &spec)
+        .await;
+    assert_eq!(resp.status(), 409);
 
     let listed: Value = h
         .admin_get("/admin/destinations/engage/mappings")
@@ -219,7 +230,7 @@ async fn mappings_are_validated_on_save_and_applied_at_ingest() {
     // Deleted: the default mapping applies again.
     let resp = h
         .http
-        .delete(h.url(&format!("/admin/destinations/engage/mappings/{id}")))
+        .delete(h.url(&format!("/admin/destinations/engage/mappings/{}", enc(&id))))
         .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
@@ -238,7 +249,7 @@ async fn mappings_are_validated_on_save_and_applied_at_ingest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stored_mappings_survive_a_restart() {
     let h = Harness::start().await;
-    let spec = json!({ "name": "kept", "trigger": "type = \"track\"", "fields": {} });
+    let spec = json!({ "name": "kept", "trigger": "type = \"track\"" });
     assert_eq!(
         h.admin_post("/admin/destinations/engage/mappings", &spec)
             .await
@@ -361,10 +372,16 @@ async fn openapi_documents_every_admin_route() {
         ("post", "/admin/destinations/{name}/test-mapping"),
         ("get", "/admin/destinations/{name}/mappings"),
         ("post", "/admin/destinations/{name}/mappings"),
-        ("put", "/admin/destinations/{name}/mappings/{id}"),
-        ("delete", "/admin/destinations/{name}/mappings/{id}"),
-        ("post", "/admin/destinations/{name}/mappings/{id}/enable"),
-        ("post", "/admin/destinations/{name}/mappings/{id}/disable"),
+        ("put", "/admin/destinations/{name}/mappings/{mapping}"),
+        ("delete", "/admin/destinations/{name}/mappings/{mapping}"),
+        (
+            "post",
+            "/admin/destinations/{name}/mappings/{mapping}/enable",
+        ),
+        (
+            "post",
+            "/admin/destinations/{name}/mappings/{mapping}/disable",
+        ),
         ("get", "/admin/log"),
     ] {
         assert!(
@@ -373,7 +390,7 @@ async fn openapi_documents_every_admin_route() {
         );
         // And the route exists: with the token, never a 404 from the router (405 or 404 JSON
         // from a handler carries a code).
-        let url = h.url(&path.replace("{name}", "engage").replace("{id}", "1"));
+        let url = h.url(&path.replace("{name}", "engage").replace("{mapping}", "m1"));
         let req = match method {
             "get" => h.http.get(url),
             "post" => h.http.post(url).json(&json!({})),

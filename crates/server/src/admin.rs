@@ -10,17 +10,16 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use delivery::{DestinationConfig, now_ms};
+use destination::custom_mapping::{MappingConfig, MappingSet};
 use destination::default_mapping::MapContext;
-use destination::model::{MembershipChange, ProcessedEvent};
-use destination::planner::{PlanConfig, PlanItem, plan};
+use destination::preview::preview_json;
 use destination::settings::ListBinding;
-use mapping::MappingSpec;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::bearer_ok;
 use crate::error::ApiError;
-use crate::mappings::{MappingChangeError, map_custom};
+use crate::mappings::MappingChangeError;
 use crate::state::AppState;
 
 /// The OpenAPI description of the admin API.
@@ -331,6 +330,9 @@ fn mapping_error(e: MappingChangeError) -> ApiError {
         MappingChangeError::ReadOnly(_) => {
             ApiError::new(StatusCode::CONFLICT, "read_only", e.to_string())
         }
+        MappingChangeError::Exists(_) => {
+            ApiError::new(StatusCode::CONFLICT, "exists", e.to_string())
+        }
         MappingChangeError::Invalid(_) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_mapping",
@@ -360,7 +362,7 @@ pub async fn mappings_list(
 pub async fn mappings_create(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-    Json(spec): Json<MappingSpec>,
+    Json(spec): Json<MappingConfig>,
 ) -> Result<Response, ApiError> {
     let reg = state.mappings.clone();
     let n = name.clone();
@@ -368,15 +370,15 @@ pub async fn mappings_create(
         .await
         .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "task failed"))?
         .map_err(mapping_error)?;
-    tracing::info!(destination = %name, id = %rec.id, "mapping created");
+    tracing::info!(destination = %name, mapping = %rec.config.name, "mapping created");
     Ok((StatusCode::CREATED, Json(rec)).into_response())
 }
 
-/// `PUT /admin/destinations/{name}/mappings/{id}`: validates and replaces a stored mapping.
+/// `PUT /admin/destinations/{name}/mappings/{mapping}`: validates and replaces a stored mapping.
 pub async fn mappings_replace(
     State(state): State<Arc<AppState>>,
     Path((name, id)): Path<(String, String)>,
-    Json(spec): Json<MappingSpec>,
+    Json(spec): Json<MappingConfig>,
 ) -> Result<Json<Value>, ApiError> {
     let reg = state.mappings.clone();
     let rec = tokio::task::spawn_blocking(move || reg.replace(&name, &id, spec))
@@ -400,7 +402,7 @@ async fn set_enabled(
     Ok(Json(serde_json::to_value(rec).unwrap_or(Value::Null)))
 }
 
-/// `POST /admin/destinations/{name}/mappings/{id}/enable`.
+/// `POST /admin/destinations/{name}/mappings/{mapping}/enable`.
 pub async fn mappings_enable(
     State(state): State<Arc<AppState>>,
     Path((name, id)): Path<(String, String)>,
@@ -408,7 +410,7 @@ pub async fn mappings_enable(
     set_enabled(state, name, id, true).await
 }
 
-/// `POST /admin/destinations/{name}/mappings/{id}/disable`.
+/// `POST /admin/destinations/{name}/mappings/{mapping}/disable`.
 pub async fn mappings_disable(
     State(state): State<Arc<AppState>>,
     Path((name, id)): Path<(String, String)>,
@@ -416,7 +418,7 @@ pub async fn mappings_disable(
     set_enabled(state, name, id, false).await
 }
 
-/// `DELETE /admin/destinations/{name}/mappings/{id}`.
+/// `DELETE /admin/destinations/{name}/mappings/{mapping}`.
 pub async fn mappings_delete(
     State(state): State<Arc<AppState>>,
     Path((name, id)): Path<(String, String)>,
@@ -437,11 +439,11 @@ pub struct TestMappingBody {
     event: Value,
     /// A mapping to try instead of the destination's own.
     #[serde(default)]
-    mapping: Option<MappingSpec>,
+    mapping: Option<MappingConfig>,
 }
 
 /// `POST /admin/destinations/{name}/test-mapping`: the outcome and the Iterable request one
-/// event would produce. Nothing is stored or sent.
+/// event would produce (`destination::preview`). Nothing is stored or sent.
 pub async fn test_mapping(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
@@ -449,117 +451,36 @@ pub async fn test_mapping(
 ) -> Result<Json<Value>, ApiError> {
     let d = dest(&state, &name)?.clone();
     let settings = d.settings();
-    let text = serde_json::to_string(&body.event)
-        .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
-    let event = match segment::parse_element(&text, 0, &state.limits) {
-        Ok(e) => e,
-        Err(e) => {
-            return Ok(Json(json!({
-                "outcome": "rejected",
-                "reason_code": "bad_input",
-                "reason": e.to_string(),
-                "request": null,
-            })));
-        }
+    let set = match &body.mapping {
+        Some(m) => Arc::new(
+            MappingSet::single(m)
+                .map_err(|e| mapping_error(MappingChangeError::Invalid(e.to_string())))?,
+        ),
+        None => state
+            .mappings
+            .set(&name)
+            .unwrap_or_else(|| Arc::new(MappingSet::default_mapping())),
     };
+    let text = serde_json::to_vec(&body.event)
+        .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
     let ctx = MapContext {
         received_order: 0,
         received_at: segment::Timestamp::from_unix_millis(now_ms()),
     };
-    let mut report = Value::Null;
-    let processed = match &body.mapping {
-        Some(spec) => {
-            let compiled = mapping::ActionMapping::compile(spec)
-                .map_err(|e| mapping_error(MappingChangeError::Invalid(e.reasons())))?;
-            report = serde_json::to_value(mapping::test_mapping(&body.event, spec).ok())
-                .unwrap_or(Value::Null);
-            map_custom(std::slice::from_ref(&compiled), &event, &settings, ctx)
+    let preview = preview_json(&text, &set, &settings, ctx);
+    let mut out = serde_json::to_value(&preview).unwrap_or(Value::Null);
+    // The list the store already holds for the audience, when the preview could not know it.
+    if let Some(m) = &preview.membership {
+        let key = m.audience_key.clone();
+        let n = name.clone();
+        let stored = store_call(&state, move |s| s.audiences(Some(&n)))
+            .await?
+            .into_iter()
+            .find(|a| a.audience_key == key)
+            .and_then(|a| a.list_id);
+        if let Some(o) = out.as_object_mut() {
+            o.insert("storedListId".into(), json!(stored));
         }
-        None => {
-            let compiled = state.mappings.compiled(&name);
-            if compiled.is_empty() {
-                destination::default_mapping::map_event(&event, &settings, ctx)
-            } else {
-                map_custom(&compiled, &event, &settings, ctx)
-            }
-        }
-    };
-    let change: MembershipChange = match processed {
-        ProcessedEvent::Change(c) => *c,
-        ProcessedEvent::Skipped(r) => {
-            return Ok(Json(json!({
-                "outcome": "skipped", "reason_code": r.code.as_str(), "reason": r.message,
-                "request": null, "mapping_report": report,
-            })));
-        }
-        ProcessedEvent::Rejected(r) => {
-            return Ok(Json(json!({
-                "outcome": "rejected", "reason_code": r.code.as_str(), "reason": r.message,
-                "request": null, "mapping_report": report,
-            })));
-        }
-    };
-    // The list the request would go to, as far as it is known without asking Iterable.
-    let key = change.audience_key.clone();
-    let n = name.clone();
-    let bound = store_call(&state, move |s| s.audiences(Some(&n)))
-        .await?
-        .into_iter()
-        .find(|a| a.audience_key == key)
-        .and_then(|a| a.list_id);
-    let (list_id, list_source) = match (
-        d.audiences
-            .get(&change.audience_key)
-            .and_then(|a| a.list.clone()),
-        bound,
-        change.list_hint,
-    ) {
-        (Some(ListBinding::Id(id)), _, _) => (Some(id), "operator binding".to_owned()),
-        (_, Some(id), _) => (Some(id), "stored mapping of the audience".to_owned()),
-        (Some(ListBinding::Name(n)), None, _) => (
-            None,
-            format!("resolved at delivery: the Standard list named {n:?}"),
-        ),
-        (None, None, Some(id)) => (
-            Some(id),
-            "the event's external_audience_id, if that list exists".to_owned(),
-        ),
-        (None, None, None) => (
-            None,
-            format!(
-                "resolved at delivery: the Standard list named {:?}, created if missing",
-                change.audience_key
-            ),
-        ),
-    };
-    let (eff, warnings) =
-        settings.effective(&change.audience_key, change.audience_settings.as_ref());
-    let planned = plan(
-        &PlanConfig::from_settings(&settings),
-        &[PlanItem {
-            list_id: list_id.unwrap_or(0),
-            settings: eff,
-            change: &change,
-        }],
-    );
-    let request = planned.requests.first().map(|r| {
-        let mut body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-        if list_id.is_none()
-            && let Some(o) = body.as_object_mut()
-        {
-            o.insert("listId".into(), Value::Null);
-        }
-        json!({ "method": "POST", "path": r.path(), "body": body })
-    });
-    Ok(Json(json!({
-        "outcome": "change",
-        "audience": change.audience_key,
-        "direction": change.direction.as_str(),
-        "message_id": change.message_id,
-        "list_id": list_id,
-        "list_source": list_source,
-        "warnings": warnings,
-        "request": request,
-        "mapping_report": report,
-    })))
+    }
+    Ok(Json(out))
 }

@@ -223,15 +223,15 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(admin::mappings_list).post(admin::mappings_create),
         )
         .route(
-            "/destinations/{name}/mappings/{id}",
+            "/destinations/{name}/mappings/{mapping}",
             axum::routing::put(admin::mappings_replace).delete(admin::mappings_delete),
         )
         .route(
-            "/destinations/{name}/mappings/{id}/enable",
+            "/destinations/{name}/mappings/{mapping}/enable",
             post(admin::mappings_enable),
         )
         .route(
-            "/destinations/{name}/mappings/{id}/disable",
+            "/destinations/{name}/mappings/{mapping}/disable",
             post(admin::mappings_disable),
         )
         .route("/log", get(admin::log))

@@ -1,24 +1,22 @@
-//! Custom mappings per destination: validated with the `mapping` crate, kept in the store
-//! when created through the admin API (design decision *Configuration*), and applied to
-//! events by a [`delivery::Mapper`] that reads the current set on every event, so that a
-//! change made through the admin API takes effect at once.
+//! Custom mappings per destination (`destination::custom_mapping`): those the configuration
+//! declares are read-only, those created through the admin API live in the store (design
+//! decision *Configuration*). A [`delivery::Mapper`] reads the current set on every event, so
+//! that a change made through the admin API takes effect at once.
 //!
 //! With no mapping for a destination the default mapping applies; custom mappings replace it,
 //! and an event is handled by the first enabled one whose trigger matches (design decision 8).
+//! Mappings are named; the name identifies a mapping in the admin API.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use destination::default_mapping::{MapContext, RESERVED_DATA_FIELDS, list_id_of, map_event};
-use destination::identity::IdentityError;
-use destination::membership::{AudienceClass, resolve_value};
-use destination::model::{Identity, MembershipChange, ProcessedEvent, Reason, ReasonCode};
-use destination::settings::{DestinationSettings, parse_event_audience_settings};
-use mapping::{ActionMapping, MappingSpec};
+use destination::custom_mapping::{MappingConfig, MappingSet};
+use destination::default_mapping::{MapContext, map_event};
+use destination::model::ProcessedEvent;
+use destination::settings::DestinationSettings;
 use parking_lot::RwLock;
 use segment::Event;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use store::Store;
 
 /// The store namespace holding each destination's mappings (one JSON array per destination).
@@ -37,13 +35,11 @@ pub enum MappingSource {
 /// A mapping as the admin API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MappingRecord {
-    /// Stable id within the destination.
-    pub id: String,
     /// Config (read-only) or store.
     pub source: MappingSource,
-    /// The mapping itself.
+    /// The mapping itself (its `name` identifies it).
     #[serde(flatten)]
-    pub spec: MappingSpec,
+    pub config: MappingConfig,
 }
 
 /// Why a mapping change was refused.
@@ -52,15 +48,18 @@ pub enum MappingChangeError {
     /// The destination is not configured.
     #[error("no destination named {0:?}")]
     UnknownDestination(String),
-    /// No mapping with that id.
-    #[error("no mapping {0:?}")]
+    /// No mapping with that name.
+    #[error("no mapping named {0:?}")]
     NotFound(String),
+    /// A mapping with that name exists already.
+    #[error("a mapping named {0:?} exists already")]
+    Exists(String),
     /// Declared in the configuration file: change it there.
     #[error("mapping {0:?} is declared in the configuration file and is read-only here")]
     ReadOnly(String),
     /// The mapping does not validate.
-    #[error("invalid mapping: {}", .0.join("; "))]
-    Invalid(Vec<String>),
+    #[error("invalid mapping: {0}")]
+    Invalid(String),
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] store::StoreError),
@@ -68,8 +67,18 @@ pub enum MappingChangeError {
 
 struct DestMappings {
     records: Vec<MappingRecord>,
-    compiled: Arc<Vec<ActionMapping>>,
-    next_id: u64,
+    /// `None`: no custom mapping, the default (typed, fast) path applies.
+    set: Option<Arc<MappingSet>>,
+}
+
+fn compile(records: &[MappingRecord]) -> Result<Option<Arc<MappingSet>>, MappingChangeError> {
+    if records.is_empty() {
+        return Ok(None);
+    }
+    let configs: Vec<MappingConfig> = records.iter().map(|r| r.config.clone()).collect();
+    MappingSet::from_configs(&configs)
+        .map(|s| Some(Arc::new(s)))
+        .map_err(|e| MappingChangeError::Invalid(e.to_string()))
 }
 
 /// Every destination's mappings.
@@ -84,21 +93,13 @@ impl std::fmt::Debug for MappingRegistry {
     }
 }
 
-fn compile_all(records: &[MappingRecord]) -> Result<Vec<ActionMapping>, MappingChangeError> {
-    records
-        .iter()
-        .map(|r| {
-            ActionMapping::compile(&r.spec).map_err(|e| MappingChangeError::Invalid(e.reasons()))
-        })
-        .collect()
-}
-
 impl MappingRegistry {
-    /// Loads each destination's stored mappings (after the configured ones, `declared`).
+    /// Loads each destination's mappings: those `declared` in the configuration, then those
+    /// stored through the admin API.
     pub fn load(
         store: Arc<dyn Store>,
         destinations: &[String],
-        declared: &HashMap<String, Vec<MappingSpec>>,
+        declared: &HashMap<String, Vec<MappingConfig>>,
     ) -> Result<Self, MappingChangeError> {
         let mut dests = HashMap::new();
         for d in destinations {
@@ -106,33 +107,21 @@ impl MappingRegistry {
                 .get(d)
                 .into_iter()
                 .flatten()
-                .enumerate()
-                .map(|(i, spec)| MappingRecord {
-                    id: format!("config-{}", i + 1),
+                .map(|c| MappingRecord {
                     source: MappingSource::Config,
-                    spec: spec.clone(),
+                    config: c.clone(),
                 })
                 .collect();
-            let stored: Vec<MappingRecord> = match store.kv_get(NS, d)? {
+            let stored: Vec<MappingConfig> = match store.kv_get(NS, d)? {
                 Some(v) => serde_json::from_value(v).map_err(store::StoreError::Json)?,
                 None => Vec::new(),
             };
-            let next_id = stored
-                .iter()
-                .filter_map(|r| r.id.parse::<u64>().ok())
-                .max()
-                .unwrap_or(0)
-                + 1;
-            records.extend(stored);
-            let compiled = Arc::new(compile_all(&records)?);
-            dests.insert(
-                d.clone(),
-                DestMappings {
-                    records,
-                    compiled,
-                    next_id,
-                },
-            );
+            records.extend(stored.into_iter().map(|c| MappingRecord {
+                source: MappingSource::Store,
+                config: c,
+            }));
+            let set = compile(&records)?;
+            dests.insert(d.clone(), DestMappings { records, set });
         }
         Ok(MappingRegistry {
             store,
@@ -148,44 +137,46 @@ impl MappingRegistry {
             .map(|d| d.records.clone())
     }
 
-    /// The compiled mappings of a destination (empty: the default mapping applies).
-    pub fn compiled(&self, destination: &str) -> Arc<Vec<ActionMapping>> {
+    /// The compiled set of a destination (`None`: the default mapping applies).
+    pub fn set(&self, destination: &str) -> Option<Arc<MappingSet>> {
         self.dests
             .read()
             .get(destination)
-            .map(|d| d.compiled.clone())
-            .unwrap_or_default()
+            .and_then(|d| d.set.clone())
     }
 
     /// Validates and adds a mapping (tried after the existing ones).
     pub fn create(
         &self,
         destination: &str,
-        spec: MappingSpec,
+        config: MappingConfig,
     ) -> Result<MappingRecord, MappingChangeError> {
-        ActionMapping::compile(&spec).map_err(|e| MappingChangeError::Invalid(e.reasons()))?;
-        self.change(destination, |d| {
+        MappingSet::single(&config).map_err(|e| MappingChangeError::Invalid(e.to_string()))?;
+        self.change(destination, |records| {
+            if records.iter().any(|r| r.config.name == config.name) {
+                return Err(MappingChangeError::Exists(config.name.clone()));
+            }
             let rec = MappingRecord {
-                id: d.next_id.to_string(),
                 source: MappingSource::Store,
-                spec,
+                config,
             };
-            d.records.push(rec.clone());
+            records.push(rec.clone());
             Ok(rec)
         })
     }
 
-    /// Validates and replaces a stored mapping.
+    /// Validates and replaces a stored mapping (keeping its place in the order).
     pub fn replace(
         &self,
         destination: &str,
-        id: &str,
-        spec: MappingSpec,
+        name: &str,
+        mut config: MappingConfig,
     ) -> Result<MappingRecord, MappingChangeError> {
-        ActionMapping::compile(&spec).map_err(|e| MappingChangeError::Invalid(e.reasons()))?;
-        self.change(destination, |d| {
-            let rec = writable(d, id)?;
-            rec.spec = spec;
+        config.name = name.to_owned();
+        MappingSet::single(&config).map_err(|e| MappingChangeError::Invalid(e.to_string()))?;
+        self.change(destination, |records| {
+            let rec = writable(records, name)?;
+            rec.config = config;
             Ok(rec.clone())
         })
     }
@@ -194,74 +185,62 @@ impl MappingRegistry {
     pub fn set_enabled(
         &self,
         destination: &str,
-        id: &str,
+        name: &str,
         enabled: bool,
     ) -> Result<MappingRecord, MappingChangeError> {
-        self.change(destination, |d| {
-            let rec = writable(d, id)?;
-            rec.spec.enabled = enabled;
+        self.change(destination, |records| {
+            let rec = writable(records, name)?;
+            rec.config.enabled = enabled;
             Ok(rec.clone())
         })
     }
 
     /// Deletes a stored mapping.
-    pub fn delete(&self, destination: &str, id: &str) -> Result<(), MappingChangeError> {
-        self.change(destination, |d| {
-            writable(d, id)?;
-            d.records.retain(|r| r.id != id);
+    pub fn delete(&self, destination: &str, name: &str) -> Result<(), MappingChangeError> {
+        self.change(destination, |records| {
+            writable(records, name)?;
+            records.retain(|r| r.config.name != name);
             Ok(())
         })
     }
 
-    /// Applies `f` to a copy, compiles, persists the stored part, then publishes.
+    /// Applies `f` to a copy, compiles the whole set, persists the stored part, then
+    /// publishes: a change that does not compile or cannot be stored changes nothing.
     fn change<T>(
         &self,
         destination: &str,
-        f: impl FnOnce(&mut DestMappings) -> Result<T, MappingChangeError>,
+        f: impl FnOnce(&mut Vec<MappingRecord>) -> Result<T, MappingChangeError>,
     ) -> Result<T, MappingChangeError> {
         let mut all = self.dests.write();
         let d = all
             .get_mut(destination)
             .ok_or_else(|| MappingChangeError::UnknownDestination(destination.to_owned()))?;
-        let mut work = DestMappings {
-            records: d.records.clone(),
-            compiled: d.compiled.clone(),
-            next_id: d.next_id,
-        };
-        let out = f(&mut work)?;
-        let compiled = compile_all(&work.records)?;
-        let stored: Vec<&MappingRecord> = work
-            .records
+        let mut records = d.records.clone();
+        let out = f(&mut records)?;
+        let set = compile(&records)?;
+        let stored: Vec<&MappingConfig> = records
             .iter()
             .filter(|r| r.source == MappingSource::Store)
+            .map(|r| &r.config)
             .collect();
         let value = serde_json::to_value(&stored).map_err(store::StoreError::Json)?;
         self.store.kv_set(NS, destination, Some(&value))?;
-        d.records = work.records;
-        d.compiled = Arc::new(compiled);
-        d.next_id = d
-            .records
-            .iter()
-            .filter_map(|r| r.id.parse::<u64>().ok())
-            .max()
-            .unwrap_or(0)
-            .max(work.next_id - 1)
-            + 1;
+        d.records = records;
+        d.set = set;
         Ok(out)
     }
 }
 
 fn writable<'a>(
-    d: &'a mut DestMappings,
-    id: &str,
+    records: &'a mut [MappingRecord],
+    name: &str,
 ) -> Result<&'a mut MappingRecord, MappingChangeError> {
-    let rec = d
-        .records
+    let rec = records
         .iter_mut()
-        .find(|r| r.id == id)
-        .ok_or_else(|| MappingChangeError::NotFound(id.to_owned()))?;
+        .find(|r| r.config.name == name)
+        .ok_or_else(|| MappingChangeError::NotFound(name.to_owned()))?;
     if rec.source == MappingSource::Config {
-        return Err(MappingChangeError::ReadOnly(id.to_owned()));
+        return Err(MappingChangeError::ReadOnly(name.to_owned()));
     }
     Ok(rec)
 }
@@ -290,119 +269,9 @@ impl delivery::Mapper for RegistryMapper {
         settings: &DestinationSettings,
         ctx: MapContext,
     ) -> ProcessedEvent {
-        let mappings = self.registry.compiled(&self.destination);
-        if mappings.is_empty() {
-            return map_event(event, settings, ctx);
+        match self.registry.set(&self.destination) {
+            Some(set) => set.map(event, settings, ctx),
+            None => map_event(event, settings, ctx),
         }
-        map_custom(&mappings, event, settings, ctx)
     }
-}
-
-fn rejected(code: ReasonCode, msg: impl Into<String>) -> ProcessedEvent {
-    ProcessedEvent::Rejected(Reason::new(code, msg))
-}
-
-/// Applies custom mappings to one event (design decisions 1, 3, 4, 6, 8).
-pub fn map_custom(
-    mappings: &[ActionMapping],
-    event: &Event,
-    settings: &DestinationSettings,
-    ctx: MapContext,
-) -> ProcessedEvent {
-    let json = match serde_json::to_value(event) {
-        Ok(v) => v,
-        Err(e) => return rejected(ReasonCode::BadInput, format!("event cannot be read: {e}")),
-    };
-    let Some((_, m)) = mapping::select(mappings, &json) else {
-        return ProcessedEvent::Skipped(Reason::new(
-            ReasonCode::NoTriggerMatched,
-            "no enabled mapping's trigger matched this event",
-        ));
-    };
-    let fields = match m.map(&json) {
-        Ok(f) => f,
-        Err(e) => return rejected(ReasonCode::BadInput, format!("mapping failed: {e}")),
-    };
-    let key = match fields.segment_audience_key.as_deref() {
-        Some(k) if !k.trim().is_empty() => k.to_owned(),
-        _ => {
-            return rejected(
-                ReasonCode::MissingAudienceKey,
-                "the mapped audience key (segmentAudienceKey) is missing or blank",
-            );
-        }
-    };
-    let list_hint = match fields.segment_audience_id.as_deref() {
-        None => None,
-        Some(s) => match list_id_of(&Value::String(s.to_owned())) {
-            Some(id) => Some(id),
-            None => {
-                return rejected(
-                    ReasonCode::InvalidListId,
-                    format!("the mapped segmentAudienceId {s:?} is not a list id (a number)"),
-                );
-            }
-        },
-    };
-    let personas = event.personas();
-    let class = match personas
-        .as_ref()
-        .and_then(|p| p.computation_class.as_deref())
-    {
-        Some("journey_step") => AudienceClass::JourneyStep,
-        _ => AudienceClass::Audience,
-    };
-    let value = fields
-        .traits_or_properties
-        .as_ref()
-        .and_then(|t| t.get(&key));
-    let direction = match resolve_value(value, &key, class) {
-        Ok(d) => d,
-        Err(r) => return ProcessedEvent::Rejected(r),
-    };
-    let identity = match Identity::new(
-        fields.email.as_deref(),
-        fields.user_id.as_deref(),
-        settings.project_type,
-    ) {
-        Ok(i) => i,
-        Err(e @ IdentityError::Missing) => return ProcessedEvent::Skipped(e.reason()),
-        Err(e) => return ProcessedEvent::Rejected(e.reason()),
-    };
-    let audience_settings = match personas.as_ref().and_then(|p| p.audience_settings) {
-        None => None,
-        Some(raw) => {
-            let v: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
-            match parse_event_audience_settings(&v) {
-                Ok(s) => Some(s),
-                Err(r) => return ProcessedEvent::Rejected(r),
-            }
-        }
-    };
-    // Design decision 6: the audience-key boolean and fields Iterable manages are never sent.
-    let data_fields: Map<String, Value> = fields
-        .data_fields
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|(k, _)| *k != key && !RESERVED_DATA_FIELDS.contains(&k.as_str()))
-        .collect();
-    let message_id = match &event.message_id {
-        Some(m) if !m.is_empty() => m.clone(),
-        _ => format!(
-            "generated-{}-{}",
-            ctx.received_at.unix_nanos(),
-            ctx.received_order
-        ),
-    };
-    ProcessedEvent::Change(Box::new(MembershipChange {
-        message_id,
-        timestamp: event.timestamp.unwrap_or(ctx.received_at),
-        received_order: ctx.received_order,
-        audience_key: key,
-        list_hint,
-        direction,
-        identity,
-        data_fields,
-        audience_settings,
-    }))
 }
