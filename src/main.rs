@@ -20,7 +20,12 @@ use clap::{Parser, Subcommand};
     version,
     about,
     long_about,
-    propagate_version = true
+    propagate_version = true,
+    after_help = "Start here:
+  iterable-lists demo                 # the whole product on this machine, checked
+  iterable-lists sim                  # an Iterable stand-in on 127.0.0.1:8099
+  iterable-lists serve --config examples/iterable-lists.toml
+  iterable-lists send examples/engage/*.ndjson --config examples/iterable-lists.toml"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -29,14 +34,33 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    #[command(after_help = "Examples:
+  iterable-lists sim                                   # 127.0.0.1:8099, one hybrid project, key sim-key
+  iterable-lists sim --project k-email=email --write-rate 50 --error-rate 0.05
+  curl http://127.0.0.1:8099/_sim/projects/1001/lists  # what the lists hold")]
     Sim(commands::sim::SimArgs),
+    #[command(after_help = "Examples:
+  iterable-lists eval --trigger 'type = \"identify\"' --event examples/engage/event.json
+  iterable-lists eval --mapping mapping.json --event event.json")]
     Eval(commands::eval::EvalArgs),
+    #[command(after_help = "Examples:
+  iterable-lists send examples/engage/*.ndjson --config examples/iterable-lists.toml
+  iterable-lists send backfill.ndjson --config prod.toml --destination engage --timeout 1h
+  iterable-lists send events.ndjson --config examples/iterable-lists.toml --to http://127.0.0.1:8088
+  cat events.ndjson | iterable-lists send - --config prod.toml --json")]
     Send(commands::send::SendArgs),
+    #[command(after_help = "Examples:
+  iterable-lists serve --config examples/iterable-lists.toml
+  ITERABLE_LISTS_ENGAGE_API_KEY=... iterable-lists serve --config prod.toml --log-format json
+  curl -u tour-write-key: http://127.0.0.1:8088/v1/batch -d @batch.json -H 'content-type: application/json'")]
     Serve(commands::serve::ServeArgs),
     Demo(commands::demo::DemoArgs),
     Lists(commands::lists::ListsArgs),
     Status(commands::status::StatusArgs),
     Replay(commands::replay::ReplayArgs),
+    #[command(after_help = "Examples:
+  iterable-lists test-mapping --event examples/engage/event.json
+  iterable-lists test-mapping --event event.json --mapping mapping.json --config prod.toml")]
     TestMapping(commands::test_mapping::TestMappingArgs),
 }
 

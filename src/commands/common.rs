@@ -65,9 +65,13 @@ pub enum StoreAccess {
 
 /// Opens the configured store for an operator command. A store that does not exist yet is an
 /// error (nothing was ever accepted with this configuration), not a new empty file. When a
-/// running service holds the store, returns a client of its admin API (at `server.listen`,
-/// with `server.admin_token`), or says how to make that possible.
-pub fn open_store(config: &Config, config_path: &Path) -> anyhow::Result<StoreAccess> {
+/// running service holds the store, returns a client of its admin API (at `service`, else
+/// `server.listen`, with `server.admin_token`), or says how to make that possible.
+pub fn open_store(
+    config: &Config,
+    config_path: &Path,
+    service: Option<&str>,
+) -> anyhow::Result<StoreAccess> {
     let path = &config.store.path;
     if !path.exists() {
         bail!(
@@ -79,7 +83,9 @@ pub fn open_store(config: &Config, config_path: &Path) -> anyhow::Result<StoreAc
     match SqliteStore::open(path, SqliteOptions::default()) {
         Ok(s) => Ok(StoreAccess::Local(Box::new(s))),
         Err(StoreError::Locked { .. }) => {
-            let base = format!("http://{}", config.server.listen);
+            let base = service
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("http://{}", config.server.listen));
             match config.server.admin_token.as_ref() {
                 Some(token) => Ok(StoreAccess::Service(IngestClient::new(
                     &base,

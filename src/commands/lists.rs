@@ -39,6 +39,10 @@ pub struct ListsArgs {
     #[arg(long, value_name = "NAME")]
     pub destination: Option<String>,
 
+    /// When a running service holds the store, ask it at this URL (default: `server.listen`).
+    #[arg(long, value_name = "URL")]
+    pub service: Option<String>,
+
     /// Also ask Iterable for each list's size (one call per list, 5 a minute).
     #[arg(long)]
     pub iterable_sizes: bool,
@@ -57,7 +61,7 @@ pub fn run(args: ListsArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let mut rows: Vec<Value> = match open_store(&config, &args.config)? {
+    let mut rows: Vec<Value> = match open_store(&config, &args.config, args.service.as_deref())? {
         StoreAccess::Local(store) => store
             .member_counts(Some(&dest))
             .context("cannot read the store")?

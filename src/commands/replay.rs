@@ -31,6 +31,10 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "NAME")]
     pub destination: Option<String>,
 
+    /// When a running service holds the store, ask it at this URL (default: `server.listen`).
+    #[arg(long, value_name = "URL")]
+    pub service: Option<String>,
+
     /// Only this audience (its key, e.g. `vip_customers`).
     #[arg(long, value_name = "KEY")]
     pub audience: Option<String>,
@@ -41,7 +45,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.config)?;
     let dest = pick_destination(&config, &args.config, args.destination.as_deref(), false)?
         .unwrap_or_default();
-    let (requeued, by_service) = match open_store(&config, &args.config)? {
+    let (requeued, by_service) = match open_store(&config, &args.config, args.service.as_deref())? {
         StoreAccess::Local(store) => {
             if let Some(a) = &args.audience
                 && !store

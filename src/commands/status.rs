@@ -32,6 +32,10 @@ pub struct StatusArgs {
     #[arg(long, value_name = "NAME")]
     pub destination: Option<String>,
 
+    /// When a running service holds the store, ask it at this URL (default: `server.listen`).
+    #[arg(long, value_name = "URL")]
+    pub service: Option<String>,
+
     /// Print the status as one line of JSON.
     #[arg(long)]
     pub json: bool,
@@ -41,7 +45,7 @@ pub struct StatusArgs {
 pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.config)?;
     let dest = pick_destination(&config, &args.config, args.destination.as_deref(), true)?;
-    let report = match open_store(&config, &args.config)? {
+    let report = match open_store(&config, &args.config, args.service.as_deref())? {
         StoreAccess::Local(store) => {
             let st = store.status().context("cannot read the store")?;
             let counts = store
