@@ -20,6 +20,13 @@
 //! new_list_grace_ms = 30000       # a list created here may answer invalidListId this long
 //! aimd_initial_rate = 10.0        # requests/s to start from when no rate is configured
 //!
+//! [retention]
+//! dedup_window_hours = 168        # messageId de-duplication window
+//! log_max_age_hours = 168         # delivery log age bound
+//! log_max_entries = 10000000      # delivery log size bound
+//! out_rows_max_age_hours = 720    # confirmed exits are forgotten after this
+//! compact_every_minutes = 10
+//!
 //! [[destination]]
 //! name = "engage"                 # required; names the destination in logs and commands
 //! write_key = "…"                 # or ITERABLE_LISTS_ENGAGE_WRITE_KEY
@@ -100,6 +107,9 @@ pub struct Config {
     /// `[delivery]`: flushing, retries, backpressure.
     #[serde(default)]
     pub delivery: DeliveryConfig,
+    /// `[retention]`: how long de-duplication, the delivery log and confirmed exits are kept.
+    #[serde(default)]
+    pub retention: RetentionConfig,
     /// `[[destination]]`: one per Iterable project and write key.
     #[serde(default, rename = "destination")]
     pub destinations: Vec<DestinationConfig>,
@@ -205,6 +215,52 @@ impl DeliveryConfig {
     /// The flush interval.
     pub fn flush_interval(&self) -> Duration {
         Duration::from_millis(self.flush_interval_ms)
+    }
+}
+
+/// `[retention]` (design decision 12). Compaction runs every `compact_every_minutes`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// `messageId` de-duplication window, in hours (default 168: 7 days).
+    pub dedup_window_hours: u64,
+    /// Delivery log entries older than this are removed, in hours (default 168: 7 days).
+    pub log_max_age_hours: u64,
+    /// At most this many delivery log entries are kept (default 10,000,000).
+    pub log_max_entries: u64,
+    /// Ledger rows confirmed `out` are removed after this many hours (default 720: 30 days).
+    pub out_rows_max_age_hours: u64,
+    /// How often compaction runs, in minutes (default 10).
+    pub compact_every_minutes: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            dedup_window_hours: 168,
+            log_max_age_hours: 168,
+            log_max_entries: 10_000_000,
+            out_rows_max_age_hours: 720,
+            compact_every_minutes: 10,
+        }
+    }
+}
+
+impl RetentionConfig {
+    /// The store's retention bounds.
+    pub fn bounds(&self) -> store::Retention {
+        const HOUR: i64 = 3_600_000;
+        let h = |v: u64| {
+            i64::try_from(v)
+                .unwrap_or(i64::MAX / HOUR)
+                .saturating_mul(HOUR)
+        };
+        store::Retention {
+            dedup_window_ms: h(self.dedup_window_hours),
+            log_max_age_ms: h(self.log_max_age_hours),
+            log_max_entries: self.log_max_entries,
+            out_rows_max_age_ms: h(self.out_rows_max_age_hours),
+        }
     }
 }
 

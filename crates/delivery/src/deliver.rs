@@ -204,6 +204,9 @@ pub(crate) async fn scheduler(shared: Arc<Shared>) {
     let interval = shared.delivery.flush_interval_ms as Millis;
     let threshold = shared.delivery.flush_threshold;
     let mut last_persist = tokio::time::Instant::now();
+    let compact_every = Duration::from_secs(shared.retention.compact_every_minutes.max(1) * 60);
+    // First compaction shortly after start, then every `compact_every`.
+    let mut next_compact = tokio::time::Instant::now() + Duration::from_secs(5);
     let mut shutdown = shared.shutdown.clone();
     loop {
         tokio::select! {
@@ -235,6 +238,15 @@ pub(crate) async fn scheduler(shared: Arc<Shared>) {
                     direction: w.direction,
                     destination: w.destination.clone(),
                 });
+            }
+        }
+        if tokio::time::Instant::now() >= next_compact {
+            next_compact = tokio::time::Instant::now() + compact_every;
+            let store = shared.store.clone();
+            let bounds = shared.retention.bounds();
+            match blocking(move || store.compact(&bounds, now_ms())).await {
+                Ok(stats) => tracing::debug!(?stats, "store compacted"),
+                Err(e) => tracing::warn!(error = %e, "compaction failed"),
             }
         }
         if last_persist.elapsed() >= Duration::from_secs(5) {

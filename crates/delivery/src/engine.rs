@@ -138,6 +138,7 @@ pub(crate) struct Dest {
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) delivery: DeliveryConfig,
+    pub(crate) retention: crate::config::RetentionConfig,
     pub(crate) dests: BTreeMap<String, Arc<Dest>>,
     pub(crate) projects: Vec<Arc<Project>>,
     pub(crate) stats: Stats,
@@ -391,6 +392,7 @@ impl Engine {
         let shared = Arc::new(Shared {
             store,
             delivery,
+            retention: config.retention.clone(),
             dests,
             projects,
             stats: Stats::default(),

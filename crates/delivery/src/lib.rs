@@ -27,8 +27,8 @@ mod mapper;
 mod stats;
 
 pub use config::{
-    Config, ConfigError, DeliveryConfig, DestinationConfig, Secret, ServerConfig, StoreConfig,
-    SyncMode,
+    Config, ConfigError, DeliveryConfig, DestinationConfig, RetentionConfig, Secret, ServerConfig,
+    StoreConfig, SyncMode,
 };
 pub use engine::{
     AcceptReport, Engine, EngineOptions, EngineStatus, EventReport, EventResult, PendingEntry,

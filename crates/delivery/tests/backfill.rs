@@ -135,7 +135,7 @@ async fn backfill_at_the_configured_rate_loses_nothing_and_rarely_meets_429() {
 // design decision 13: without a configured rate it finds the rate from 429s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backfill_without_a_rate_finds_it_within_a_minute_and_loses_nothing() {
-    let (stats, found) = run_backfill(10.0, "", "aimd_initial_rate = 1.0").await;
+    let (stats, found) = run_backfill(6.0, "", "aimd_initial_rate = 1.0").await;
     let found = found.expect("the rate never reached half the simulator's limit");
     assert!(found <= Duration::from_secs(60), "{found:?}");
     // The limit was met (and the rate found from the 429s), not merely approached.

@@ -379,3 +379,51 @@ async fn refused_api_key_pauses_the_project_without_spinning() {
             .contains("API key")
     );
 }
+
+// design decision 13: a backfill of one list never starves the trickle of another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_change_on_one_list_is_delivered_while_another_list_backfills() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(&config_text(
+        &dir.path().join("s.db"),
+        &sim.base_url(),
+        "",
+        "rate_per_second = 10.0\nconcurrency = 1\nbatch = { max_subscribers = 10 }",
+    ))
+    .await;
+    // 60 requests at 10 per second: about six seconds of backfill.
+    let big: Vec<Value> = (0..600)
+        .map(|u| event(&format!("b{u}"), u, "big", true, 1_000))
+        .collect();
+    engine.accept_batch("engage", parsed(&big)).await.unwrap();
+    while engine.stats().requests < 5 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let small = vec![event("s1", 10_000, "small", true, 1_000)];
+    engine.accept_batch("engage", parsed(&small)).await.unwrap();
+    let start = Instant::now();
+    loop {
+        let lists = sim_lists(&sim.sim());
+        if lists.get("small").is_some_and(|m| m.len() == 1) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the single change never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The backfill is still under way: the single change did not wait for it.
+    let status = engine.status().await.unwrap();
+    let big_pending: u64 = status
+        .pending
+        .iter()
+        .filter(|p| p.audience_key == "big")
+        .map(|p| p.pending)
+        .sum();
+    assert!(big_pending >= 100, "{big_pending} big changes pending");
+    settle(&engine, 60).await;
+    let all: Vec<Value> = big.iter().chain(&small).cloned().collect();
+    assert_lists_match(&sim.sim(), &all);
+}
