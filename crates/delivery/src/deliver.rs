@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use destination::attribution::{Verdict, attribute};
 use destination::lists::{
-    AudienceRef, InvalidListVerdict, ListError, ListMappingStore, ListOrigin,
+    AudienceRef, InvalidListVerdict, ListError, ListMappingStore, ListOrigin, OnMissingList,
 };
 use destination::model::{
     Direction as PlanDirection, EventAudienceSettings, Identity, MembershipChange, Outcome,
@@ -453,6 +453,17 @@ async fn resolve_list(
 ) -> Result<(i64, bool), ListError> {
     let key = audience.audience_key.clone();
     let binding = dest.settings.audience(&key).and_then(|a| a.list.as_ref());
+    if binding.is_none()
+        && let Some(old) = refused_list(shared, &dest.name, &key).await
+    {
+        // on_missing_list = "reject" refused a new list before (perhaps before a restart):
+        // only an operator binding lifts it.
+        return Err(ListError::Missing {
+            audience_key: key,
+            list_id: old,
+            why: "on_missing_list = \"reject\" forbids creating a new one; bind the audience to a list",
+        });
+    }
     let hint = shared.list_hint(&dest.name, &key);
     let resolved = dest
         .resolver
@@ -822,9 +833,36 @@ async fn list_error(
     list_error_rows(shared, dest, refs(rows, idx), e).await;
 }
 
+/// kv namespace of audiences whose vanished list may not be re-created.
+const REFUSED_NS: &str = "list_refused";
+
+async fn refused_list(shared: &Shared, destination: &str, audience_key: &str) -> Option<i64> {
+    let store = shared.store.clone();
+    let k = format!("{destination}\n{audience_key}");
+    blocking(move || store.kv_get(REFUSED_NS, &k))
+        .await
+        .ok()
+        .flatten()
+        .and_then(|v| v.as_i64())
+}
+
 /// A list could not be resolved: retry, pause or reject, by the failure's class.
 async fn list_error_rows(shared: &Shared, dest: &Dest, rows: Vec<RowRef>, e: &ListError) {
     let rec = Recorder { shared };
+    if let (
+        ListError::Missing {
+            audience_key,
+            list_id,
+            ..
+        },
+        OnMissingList::Reject,
+    ) = (e, dest.resolver.settings().on_missing_list)
+    {
+        let store = shared.store.clone();
+        let k = format!("{}\n{audience_key}", dest.name);
+        let v = serde_json::Value::from(*list_id);
+        let _ = blocking(move || store.kv_set(REFUSED_NS, &k, Some(&v))).await;
+    }
     match e.class() {
         ErrorClass::Retryable => {
             let attempts = 1;

@@ -427,3 +427,53 @@ async fn single_change_on_one_list_is_delivered_while_another_list_backfills() {
     let all: Vec<Value> = big.iter().chain(&small).cloned().collect();
     assert_lists_match(&sim.sim(), &all);
 }
+
+// design decision 7: with on_missing_list = "reject", a vanished list is never re-created,
+// not even after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vanished_list_with_reject_policy_rejects_and_is_not_recreated_after_restart() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = config_text(
+        &dir.path().join("s.db"),
+        &sim.base_url(),
+        "new_list_grace_ms = 100",
+        "on_missing_list = \"reject\"",
+    );
+    let first = engine(&text).await;
+    first
+        .accept_batch("engage", parsed(&[event("a", 1, "vip", true, 1_000)]))
+        .await
+        .unwrap();
+    settle(&first, 30).await;
+    let old = sim.sim().lists(KEY).unwrap()[0].id;
+    sim.sim().delete_list(KEY, old).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    first
+        .accept_batch("engage", parsed(&[event("b", 2, "vip", true, 2_000)]))
+        .await
+        .unwrap();
+    settle(&first, 30).await;
+    assert_eq!(
+        first.stats().rejected.get("list_missing"),
+        Some(&1),
+        "{:?}",
+        first.stats()
+    );
+    first.shutdown(Duration::from_secs(5)).await;
+    drop(first);
+
+    let second = engine(&text).await;
+    second
+        .accept_batch("engage", parsed(&[event("c", 3, "vip", true, 3_000)]))
+        .await
+        .unwrap();
+    settle(&second, 30).await;
+    assert_eq!(
+        second.stats().rejected.get("list_missing"),
+        Some(&1),
+        "{:?}",
+        second.stats()
+    );
+    assert!(sim.sim().lists(KEY).unwrap().is_empty());
+}
