@@ -70,8 +70,7 @@ async fn every_bad_element_gets_its_outcome_and_its_neighbours_are_delivered() {
     let mut expected_members = BTreeSet::new();
     let mut ran = 0;
     for case in corpus::cases() {
-        let mut runs: Vec<(&str, Vec<Result<segment::Event, segment::ElementError>>)> =
-            Vec::new();
+        let mut runs: Vec<(&str, Vec<Result<segment::Event, segment::ElementError>>)> = Vec::new();
         match case.form.as_str() {
             "element" => {
                 let batch = corpus::batch_around(&case, "lib-batch");
@@ -123,7 +122,10 @@ async fn every_bad_element_gets_its_outcome_and_its_neighbours_are_delivered() {
     // delivered.
     let got = members(&sim);
     let missing: Vec<_> = expected_members.difference(&got).collect();
-    assert!(missing.is_empty(), "neighbours missing from the list: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "neighbours missing from the list: {missing:?}"
+    );
 }
 
 /// The service's body decoding (gzip) then `segment::parse_batch`.

@@ -3,3 +3,4 @@
 #![allow(dead_code)]
 
 pub mod corpus;
+pub mod process;
