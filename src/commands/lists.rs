@@ -61,6 +61,7 @@ pub fn run(args: ListsArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let mut from_service = false;
     let mut rows: Vec<Value> = match open_store(&config, &args.config, args.service.as_deref())? {
         StoreAccess::Local(store) => store
             .member_counts(Some(&dest))
@@ -69,6 +70,7 @@ pub fn run(args: ListsArgs) -> anyhow::Result<ExitCode> {
             .map(|c| serde_json::to_value(c).unwrap_or(Value::Null))
             .collect(),
         StoreAccess::Service(client) => {
+            from_service = true;
             let v =
                 rt.block_on(client.admin_get(&format!("/admin/destinations/{dest}/audiences")))?;
             v["audiences"]
@@ -166,6 +168,9 @@ pub fn run(args: ListsArgs) -> anyhow::Result<ExitCode> {
                 _ => String::new(),
             }
         );
+    }
+    if from_service {
+        println!("(a running service holds the store: member counts show once it is stopped)");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -243,7 +243,8 @@ pub fn assert_lists_match(sim_base: &str, expected: &BTreeMap<String, BTreeSet<S
     }
 }
 
-/// The example events shipped in `examples/engage/`, as one NDJSON file per input file in
+/// The example events shipped in `examples/engage/` (those the demo replays), as one NDJSON
+/// file per input file in
 /// `dir` (the pretty-printed `/v1/batch` body becomes one line), and every event parsed.
 pub fn example_files(dir: &Path) -> (Vec<PathBuf>, Vec<Value>) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/engage");
@@ -260,6 +261,9 @@ pub fn example_files(dir: &Path) -> (Vec<PathBuf>, Vec<Value>) {
         let out = dir.join(p.file_name().unwrap()).with_extension("ndjson");
         if p.extension().unwrap() == "json" {
             let body: Value = serde_json::from_str(&text).unwrap();
+            if body.get("batch").is_none() {
+                continue; // event.json: the single event for `eval`, not part of the replay
+            }
             events.extend(body["batch"].as_array().unwrap().iter().cloned());
             std::fs::write(&out, format!("{body}\n")).unwrap();
         } else {
