@@ -131,3 +131,49 @@ fn every_command_help_teaches_with_examples() {
         );
     }
 }
+
+// issue 7: `lists --iterable-sizes` asks Iterable (here the simulator) for each list's size.
+#[test]
+fn lists_with_iterable_sizes_shows_the_store_counts_beside_iterable_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start_sim(dir.path());
+    let config = write_config(dir.path(), &sim.base, "");
+    let events: String = (0..3)
+        .map(|i| {
+            serde_json::json!({
+                "type": "identify", "messageId": format!("m{i}"), "userId": format!("u{i}"),
+                "timestamp": "2026-11-02T09:30:22Z",
+                "traits": { "email": format!("u{i}@example.com"), "vip": true },
+                "context": { "personas": { "computation_class": "audience", "computation_key": "vip" } }
+            })
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    let file = dir.path().join("events.ndjson");
+    std::fs::write(&file, events).unwrap();
+    let c = config.to_str().unwrap();
+    let out = run(&[
+        "send",
+        file.to_str().unwrap(),
+        "--config",
+        c,
+        "--timeout",
+        "60s",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = run(&["lists", "--config", c, "--iterable-sizes", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let vip = &v["lists"][0];
+    assert_eq!(vip["audience_key"], "vip", "{v}");
+    assert_eq!(vip["desired_in"], 3, "{v}");
+    assert_eq!(vip["settled_in"], 3, "{v}");
+    assert_eq!(vip["iterable_size"], 3, "{v}");
+}
