@@ -43,6 +43,19 @@ fn demo_exits_0_and_prints_the_lists_and_each_event() {
     assert!(row("personas_0025").contains("delivered"), "{stdout}");
 }
 
+// issue 7: without the HTTP ingest, the demo goes through the engine, and says so.
+#[test]
+fn demo_direct_goes_through_the_engine_says_so_and_still_checks_the_lists() {
+    let out = run(&["demo", "--direct"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("straight into the delivery engine instead of over HTTP"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("OK: every list equals"), "{stdout}");
+}
+
 fn change(identity: &str, direction: Direction, id: &str) -> Change {
     Change {
         destination: "engage".into(),

@@ -64,6 +64,11 @@ pub struct DemoArgs {
     #[arg(long)]
     pub keep_running: bool,
 
+    /// Accept the events straight into the delivery engine instead of over HTTP (what the
+    /// demo also does when the service does not answer `/readyz`).
+    #[arg(long)]
+    pub direct: bool,
+
     /// Give up waiting for delivery after this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub timeout: u64,
@@ -206,7 +211,7 @@ async fn demo(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<ExitCode
     let files: BTreeSet<&str> = examples.iter().map(|e| e.file).collect();
     let started = Instant::now();
     let events: Vec<Value> = examples.iter().map(|e| e.event.clone()).collect();
-    if client.wait_ready(Duration::from_secs(10)).await {
+    if !args.direct && client.wait_ready(Duration::from_secs(10)).await {
         println!(
             "replaying {} events from {} files through POST {service}/v1/batch",
             events.len(),
@@ -217,7 +222,12 @@ async fn demo(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<ExitCode
         }
     } else {
         println!(
-            "the service did not answer /readyz: replaying {} events straight into the delivery engine instead of over HTTP",
+            "{}: replaying {} events straight into the delivery engine instead of over HTTP",
+            if args.direct {
+                "--direct"
+            } else {
+                "the service did not answer /readyz"
+            },
             events.len()
         );
         let limits = segment::Limits::default();
