@@ -25,7 +25,18 @@ use clap::{Parser, Subcommand};
   iterable-lists demo                 # the whole product on this machine, checked
   iterable-lists sim                  # an Iterable stand-in on 127.0.0.1:8099
   iterable-lists serve --config examples/iterable-lists.toml
-  iterable-lists send examples/engage/*.ndjson --config examples/iterable-lists.toml"
+  iterable-lists send examples/engage/*.ndjson --config examples/iterable-lists.toml
+
+Know this before running against a real Iterable project:
+  - A list exit made through lists/unsubscribe is logged by Iterable as an email unsubscribe
+    event (source ListAPI) and fires its unsubscribe webhook: systems reading that webhook as
+    an opt-out will see audience exits as opt-outs.
+  - Journeys triggered by \"subscribed to list\" miss users added in the first minutes after
+    the journey is switched on: start a backfill after the journey is live.
+  - Iterable lowercases emails, and user ids are case-sensitive: a list may show another case
+    than the CDP sent.
+
+Every configuration option: docs/configuration.md"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -46,6 +57,8 @@ enum Command {
     #[command(after_help = "Examples:
   iterable-lists send examples/engage/*.ndjson --config examples/iterable-lists.toml
   iterable-lists send backfill.ndjson --config prod.toml --destination engage --timeout 1h
+      (a journey triggered by \"subscribed to list\" misses users added in its first minutes:
+       switch it on before the backfill)
   iterable-lists send events.ndjson --config examples/iterable-lists.toml --to http://127.0.0.1:8088
   cat events.ndjson | iterable-lists send - --config prod.toml --json")]
     Send(commands::send::SendArgs),

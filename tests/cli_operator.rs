@@ -130,6 +130,21 @@ fn status_shows_rejections_and_replay_requeues_them() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+// design.md, "What users must be told (README and `--help`)".
+#[test]
+fn the_top_level_help_tells_what_users_must_know() {
+    let out = run(&["--help"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "ListAPI",
+        "first minutes",
+        "lowercases emails",
+        "iterable-lists demo",
+    ] {
+        assert!(stdout.contains(needle), "{needle:?} not in {stdout}");
+    }
+}
+
 #[test]
 fn every_command_help_teaches_with_examples() {
     for cmd in [
