@@ -121,6 +121,15 @@ pub fn parse_batch(body: &[u8], limits: &Limits) -> Result<Batch, BodyError> {
             limit: limits.max_batch_bytes,
         });
     }
+    // serde would also read the envelope's fields from a JSON array (`[[...], "key"]`);
+    // Segment's API takes only the object form.
+    if let Some(&first) = body.iter().find(|b| !b.is_ascii_whitespace())
+        && first == b'['
+    {
+        return Err(BodyError::NotABatch(
+            "expected an object {\"batch\": [...]}, got an array".into(),
+        ));
+    }
     let env: Envelope<'_> = serde_json::from_slice(body).map_err(|e| {
         if e.is_data() {
             BodyError::NotABatch(e.to_string())
