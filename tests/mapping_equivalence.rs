@@ -49,7 +49,10 @@ fn check_all(events: &[(String, Event)]) -> usize {
     let mut failures = Vec::new();
     let mut compared = 0;
     for project in [ProjectType::Email, ProjectType::UserId, ProjectType::Hybrid] {
-        for data_fields in [&[][..], &["first_name", "plan", "a", "email", "signupDate"][..]] {
+        for data_fields in [
+            &[][..],
+            &["first_name", "plan", "a", "email", "signupDate"][..],
+        ] {
             let s = settings(project, data_fields);
             for (i, (label, e)) in events.iter().enumerate() {
                 let typed = map_event(e, &s, ctx(i));
@@ -171,7 +174,8 @@ fn generated(rng: &mut Rng) -> Value {
             None,
         ]
     };
-    let mut traits = json!({"first_name": "Jane", "plan": {"tier": "gold"}, "signupDate": "2020-01-01"});
+    let mut traits =
+        json!({"first_name": "Jane", "plan": {"tier": "gold"}, "signupDate": "2020-01-01"});
     let mut properties = json!({"first_name": "Prop", "plan": "basic"});
     let mut context = json!({});
     put(&mut traits, "email", rng.pick(&email()));
@@ -247,9 +251,14 @@ fn generated(rng: &mut Rng) -> Value {
             context["personas"] = p;
         }
     }
-    let mut e = json!({"type": kind, "traits": traits, "properties": properties, "context": context});
+    let mut e =
+        json!({"type": kind, "traits": traits, "properties": properties, "context": context});
     if kind == "track" {
-        e["event"] = rng.pick(&[json!("Audience Entered"), json!("Audience Exited"), json!("Other")]);
+        e["event"] = rng.pick(&[
+            json!("Audience Entered"),
+            json!("Audience Exited"),
+            json!("Other"),
+        ]);
     }
     // email only / userId only / anonymous only.
     put(
@@ -265,7 +274,11 @@ fn generated(rng: &mut Rng) -> Value {
             None,
         ]),
     );
-    put(&mut e, "anonymousId", rng.pick(&[Some(json!("anon-1")), None]));
+    put(
+        &mut e,
+        "anonymousId",
+        rng.pick(&[Some(json!("anon-1")), None]),
+    );
     put(
         &mut e,
         "messageId",

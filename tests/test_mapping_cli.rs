@@ -108,7 +108,13 @@ fn a_bare_field_mapping_is_accepted() {
         "fields.json",
         r#"{"email": {"@path": "$.traits.email"}, "userId": null}"#,
     );
-    let o = run(&["--event", path_str(&ev), "--mapping", path_str(&m), "--json"]);
+    let o = run(&[
+        "--event",
+        path_str(&ev),
+        "--mapping",
+        path_str(&m),
+        "--json",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["mapping"], json!("fields"));
@@ -219,7 +225,10 @@ list = { id = 4242 }
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["request"]["list"], json!({"source": "binding", "listId": 4242}));
+    assert_eq!(
+        v["request"]["list"],
+        json!({"source": "binding", "listId": 4242})
+    );
     assert_eq!(
         v["request"]["body"]["subscribers"],
         json!([{"email": "jane@example.com"}])

@@ -84,9 +84,8 @@ fn mapping_config(path: &Path) -> anyhow::Result<MappingConfig> {
 }
 
 fn project_type(s: &str) -> anyhow::Result<ProjectType> {
-    serde_json::from_value(Value::String(s.to_owned())).map_err(|_| {
-        anyhow::anyhow!("--project-type must be email, userId or hybrid, got {s:?}")
-    })
+    serde_json::from_value(Value::String(s.to_owned()))
+        .map_err(|_| anyhow::anyhow!("--project-type must be email, userId or hybrid, got {s:?}"))
 }
 
 /// The destination settings: from the configuration when given, else defaults.

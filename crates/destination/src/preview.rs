@@ -78,7 +78,11 @@ pub struct MembershipDecision {
 
 /// How the list of the request is chosen (design decision 7).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "source", rename_all = "snake_case", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "source",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
 pub enum ListChoice {
     /// The operator bound the audience to this list id.
     Binding {
@@ -283,7 +287,10 @@ fn request_for(
     let plan = planner::plan(&PlanConfig::from_settings(settings), &[item]);
     if let Some((_, outcome)) = plan.settled.first() {
         let reason = outcome.reason().cloned().unwrap_or_else(|| {
-            Reason::new(ReasonCode::BadInput, "the planner could not place this change")
+            Reason::new(
+                ReasonCode::BadInput,
+                "the planner could not place this change",
+            )
         });
         return (Err(reason), warnings);
     }

@@ -94,10 +94,7 @@ fn an_event_no_enabled_mapping_matches_is_skipped_no_trigger_matched() {
         disabled,
     ]);
     let p = s.map(&event(linked_track("a", json!(true))), &settings(), ctx());
-    assert_eq!(
-        verdict(&p),
-        ("skipped", Some(ReasonCode::NoTriggerMatched))
-    );
+    assert_eq!(verdict(&p), ("skipped", Some(ReasonCode::NoTriggerMatched)));
 }
 
 // design decision 1: with custom mappings an event is an audience event when a trigger
@@ -105,7 +102,11 @@ fn an_event_no_enabled_mapping_matches_is_skipped_no_trigger_matched() {
 #[test]
 fn a_matching_event_without_personas_is_an_audience_event_under_custom_mappings() {
     let s = set(&[config("t", r#"type = "track""#, key_from_properties())]);
-    let c = change(s.map(&event(linked_track("carts", json!(true))), &settings(), ctx()));
+    let c = change(s.map(
+        &event(linked_track("carts", json!(true))),
+        &settings(),
+        ctx(),
+    ));
     assert_eq!(c.audience_key, "carts");
     assert_eq!(c.direction, Direction::Subscribe);
     assert_eq!(c.identity.email(), Some("jane@example.com"));
@@ -117,7 +118,13 @@ fn a_matching_event_without_personas_is_an_audience_event_under_custom_mappings(
 #[test]
 fn a_missing_blank_or_non_string_mapped_audience_key_is_rejected() {
     let s = set(&[config("t", r#"type = "track""#, key_from_properties())]);
-    for key in [json!(""), json!("   "), json!(null), json!(true), json!({"a": 1})] {
+    for key in [
+        json!(""),
+        json!("   "),
+        json!(null),
+        json!(true),
+        json!({"a": 1}),
+    ] {
         let mut v = linked_track("x", json!(true));
         v["properties"]["audience_key"] = key.clone();
         let p = s.map(&event(v), &settings(), ctx());
@@ -138,8 +145,18 @@ fn membership_values_follow_the_membership_rules() {
     assert_eq!(change(dir(json!(true))).direction, Direction::Subscribe);
     assert_eq!(change(dir(json!(false))).direction, Direction::Unsubscribe);
     assert_eq!(change(dir(json!("true"))).direction, Direction::Subscribe);
-    assert_eq!(change(dir(json!("false"))).direction, Direction::Unsubscribe);
-    for odd in [json!(null), json!(0), json!(1), json!("yes"), json!("TRUE"), json!([])] {
+    assert_eq!(
+        change(dir(json!("false"))).direction,
+        Direction::Unsubscribe
+    );
+    for odd in [
+        json!(null),
+        json!(0),
+        json!(1),
+        json!("yes"),
+        json!("TRUE"),
+        json!([]),
+    ] {
         assert_eq!(
             verdict(&dir(odd.clone())),
             ("rejected", Some(ReasonCode::InvalidMembership)),
@@ -238,7 +255,14 @@ fn the_mapped_list_id_must_be_a_number_when_present() {
     assert_eq!(change(with(json!("4269566"))).list_hint, Some(4269566));
     assert_eq!(change(with(json!(77))).list_hint, Some(77));
     assert_eq!(change(with(json!(null))).list_hint, None);
-    for bad in [json!("abc"), json!(""), json!("12a"), json!(-4), json!(1.5), json!(true)] {
+    for bad in [
+        json!("abc"),
+        json!(""),
+        json!("12a"),
+        json!(-4),
+        json!(1.5),
+        json!(true),
+    ] {
         assert_eq!(
             verdict(&with(bad.clone())),
             ("rejected", Some(ReasonCode::InvalidListId)),
@@ -292,7 +316,8 @@ fn a_non_object_data_fields_is_rejected() {
 fn audience_settings_are_read_from_the_event() {
     let s = set(&[config("t", r#"type = "track""#, key_from_properties())]);
     let mut v = linked_track("a", json!(false));
-    v["context"]["personas"] = json!({"audience_settings": {"campaignId": "12345", "globalUnsubscribe": "true"}});
+    v["context"]["personas"] =
+        json!({"audience_settings": {"campaignId": "12345", "globalUnsubscribe": "true"}});
     let c = change(s.map(&event(v.clone()), &settings(), ctx()));
     let a = c.audience_settings.unwrap();
     assert_eq!(a.campaign_id, Some(12345));
@@ -344,13 +369,13 @@ fn an_empty_list_of_mappings_is_the_default_mapping() {
     assert_eq!(s.names(), vec!["default"]);
     let v = json!({"type": "identify", "userId": "u1", "traits": {"a": true},
                    "context": {"personas": {"computation_key": "a"}}});
-    assert_eq!(change(s.map(&event(v), &settings(), ctx())).audience_key, "a");
+    assert_eq!(
+        change(s.map(&event(v), &settings(), ctx())).audience_key,
+        "a"
+    );
     // design decision 1: with the default mapping, no personas → skipped, not rejected.
     let p = s.map(&event(linked_track("a", json!(true))), &settings(), ctx());
-    assert_eq!(
-        verdict(&p),
-        ("skipped", Some(ReasonCode::NotAudienceEvent))
-    );
+    assert_eq!(verdict(&p), ("skipped", Some(ReasonCode::NotAudienceEvent)));
 }
 
 // issue 5 "Validation": every invalid mapping is reported with its name and the path to the
@@ -359,9 +384,17 @@ fn an_empty_list_of_mappings_is_the_default_mapping() {
 fn invalid_mappings_are_reported_with_their_name_and_path() {
     let err = MappingSet::from_configs(&[
         config("good", r#"type = "track""#, json!({})),
-        config("bad-field", r#"type = "track""#, json!({"dataFields": {"plan": {"@path": 5}}})),
+        config(
+            "bad-field",
+            r#"type = "track""#,
+            json!({"dataFields": {"plan": {"@path": 5}}}),
+        ),
         config("bad-trigger", r#"type = "track" and ("#, json!({})),
-        config("unknown", r#"type = "track""#, json!({"phone": {"@path": "$.traits.phone"}})),
+        config(
+            "unknown",
+            r#"type = "track""#,
+            json!({"phone": {"@path": "$.traits.phone"}}),
+        ),
         config("good", r#"type = "identify""#, json!({})),
         config(" ", r#"type = "identify""#, json!({})),
     ])
@@ -373,12 +406,27 @@ fn invalid_mappings_are_reported_with_their_name_and_path() {
         .collect();
     assert_eq!(
         names,
-        vec![("bad-field", 2), ("bad-trigger", 3), ("unknown", 4), ("good", 5), (" ", 6)]
+        vec![
+            ("bad-field", 2),
+            ("bad-trigger", 3),
+            ("unknown", 4),
+            ("good", 5),
+            (" ", 6)
+        ]
     );
     let text = err.to_string();
-    assert!(text.contains("mapping \"bad-field\" (#2): mapping.dataFields.plan"), "{text}");
-    assert!(text.contains("mapping \"bad-trigger\" (#3): trigger:"), "{text}");
-    assert!(text.contains("column"), "trigger errors name the column: {text}");
+    assert!(
+        text.contains("mapping \"bad-field\" (#2): mapping.dataFields.plan"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mapping \"bad-trigger\" (#3): trigger:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("column"),
+        "trigger errors name the column: {text}"
+    );
     assert!(text.contains("mapping.phone"), "{text}");
     assert!(text.contains("same name"), "{text}");
     assert!(text.contains("name: must not be blank"), "{text}");

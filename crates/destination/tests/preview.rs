@@ -81,7 +81,10 @@ fn an_enter_previews_the_exact_subscribe_request() {
                "subscribers": [{"email": "jane@example.com", "userId": "u123"}],
                "updateExistingUsersOnly": false})
     );
-    assert_eq!(p.mapped_fields.as_ref().unwrap()["segmentAudienceId"], json!("4269566"));
+    assert_eq!(
+        p.mapped_fields.as_ref().unwrap()["segmentAudienceId"],
+        json!("4269566")
+    );
     assert!(p.reasons.is_empty());
 }
 
@@ -245,7 +248,10 @@ fn the_preview_serialises_to_json_without_the_api_key() {
     assert_eq!(v["outcome"], json!("change"));
     assert_eq!(v["triggerMatched"], json!(true));
     assert_eq!(v["membership"]["direction"], json!("subscribe"));
-    assert_eq!(v["request"]["list"], json!({"source": "event", "listId": 4269566}));
+    assert_eq!(
+        v["request"]["list"],
+        json!({"source": "event", "listId": 4269566})
+    );
     assert_eq!(v["request"]["body"]["listId"], json!(4269566));
     assert!(!v.to_string().contains("secret-key"));
 }
