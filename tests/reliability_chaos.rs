@@ -351,7 +351,12 @@ fn killer(
     let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let mut done = 0;
     for point in points {
+        // Bounded, so that a failing client cannot leave this thread waiting forever.
+        let deadline = Instant::now() + Duration::from_secs(120 + total as u64 / 50);
         while acked.load(Ordering::SeqCst) < point {
+            if Instant::now() > deadline {
+                return (serve, done);
+            }
             std::thread::sleep(Duration::from_millis(5));
         }
         std::thread::sleep(Duration::from_millis(rng.below(if point == total {
