@@ -239,6 +239,79 @@ fn unprivileged_prefix() -> &'static str {
     }
 }
 
+/// Starts the service on a store it may not write: it must refuse to start with a clear
+/// message, or start and refuse ingestion with 503 `store_read_only`; the store is not
+/// written either way.
+async fn check_read_only(http: &reqwest::Client, store_dir: &Path, prefix: &str, config: &Path) {
+    let before: Vec<(String, u64)> = std::fs::read_dir(store_dir)
+        .unwrap()
+        .map(|f| {
+            let f = f.unwrap();
+            (
+                f.file_name().to_string_lossy().into_owned(),
+                f.metadata().unwrap().len(),
+            )
+        })
+        .collect();
+    let mut serve = serve_with("", prefix, config);
+    // Either it refuses to start with a clear message, or it starts and refuses ingestion.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let outcome = loop {
+        let out = serve.output();
+        if let Some(status) = serve.child.try_wait().unwrap() {
+            std::thread::sleep(Duration::from_millis(200));
+            break Err((status, serve.output()));
+        }
+        if out.contains("listening on") {
+            break Ok(());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "neither started nor exited:\n{out}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    match outcome {
+        Err((status, out)) => {
+            assert!(!status.success(), "exited 0 on a read-only store:\n{out}");
+            let lower = out.to_lowercase();
+            assert!(
+                lower.contains("read-only")
+                    || lower.contains("readonly")
+                    || lower.contains("permission denied"),
+                "the refusal should say the store cannot be written:\n{out}"
+            );
+            assert!(
+                !lower.contains("panicked"),
+                "a panic is not a clear status:\n{out}"
+            );
+            eprintln!("read-only store: refused to start: {}", out.trim());
+        }
+        Ok(()) => {
+            let base = serve.wait_url("listening on");
+            let (more, refusal) = fill(http, &base, "ro-more", 2).await;
+            assert!(more.is_empty(), "accepted on a read-only store");
+            let (status, body) = refusal.expect("refused");
+            assert!(status == 503 || status == 429, "{status}: {body}");
+            assert_eq!(body["code"], "store_read_only", "{body}");
+            eprintln!("read-only store: started, ingestion refused: {status} {body}");
+            serve.signal("KILL");
+            serve.wait_exit(Duration::from_secs(10));
+        }
+    }
+    let after: Vec<(String, u64)> = std::fs::read_dir(store_dir)
+        .unwrap()
+        .map(|f| {
+            let f = f.unwrap();
+            (
+                f.file_name().to_string_lossy().into_owned(),
+                f.metadata().unwrap().len(),
+            )
+        })
+        .collect();
+    assert_eq!(before, after, "the read-only store was written");
+}
+
 // Issue 9, store faults: a store the service may not write (read-only file and folder) is
 // reported clearly, never written, and once writable again the acknowledged events are
 // delivered.
@@ -279,83 +352,25 @@ async fn a_read_only_store_is_reported_and_loses_nothing_acknowledged() {
     serve.signal("KILL");
     serve.wait_exit(Duration::from_secs(10));
 
-    // Read-only: files 0444, folder 0555.
-    for f in std::fs::read_dir(&store_dir).unwrap() {
-        let p = f.unwrap().path();
-        Command::new("chmod").arg("0444").arg(&p).status().unwrap();
-    }
+    let chmod_files = |mode: &str, lock_too: bool| {
+        for f in std::fs::read_dir(&store_dir).unwrap() {
+            let p = f.unwrap().path();
+            if lock_too || !p.to_string_lossy().ends_with(".lock") {
+                Command::new("chmod").arg(mode).arg(&p).status().unwrap();
+            }
+        }
+    };
+    // The database files read-only, the folder and the lock file writable.
+    chmod_files("0444", false);
+    check_read_only(&http, &store_dir, prefix, &config).await;
+    // Everything read-only: files 0444, folder 0555.
+    chmod_files("0444", true);
     Command::new("chmod")
         .arg("0555")
         .arg(&store_dir)
         .status()
         .unwrap();
-    let before: Vec<(String, u64)> = std::fs::read_dir(&store_dir)
-        .unwrap()
-        .map(|f| {
-            let f = f.unwrap();
-            (
-                f.file_name().to_string_lossy().into_owned(),
-                f.metadata().unwrap().len(),
-            )
-        })
-        .collect();
-    let mut serve = serve_with("", prefix, &config);
-    // Either it refuses to start with a clear message, or it starts and refuses ingestion.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let outcome = loop {
-        let out = serve.output();
-        if let Some(status) = serve.child.try_wait().unwrap() {
-            std::thread::sleep(Duration::from_millis(200));
-            break Err((status, serve.output()));
-        }
-        if out.contains("listening on") {
-            break Ok(());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "neither started nor exited:\n{out}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    match outcome {
-        Err((status, out)) => {
-            assert!(!status.success(), "exited 0 on a read-only store:\n{out}");
-            let lower = out.to_lowercase();
-            assert!(
-                lower.contains("read-only")
-                    || lower.contains("readonly")
-                    || lower.contains("permission denied"),
-                "the refusal should say the store cannot be written:\n{out}"
-            );
-            assert!(
-                !lower.contains("panicked"),
-                "a panic is not a clear status:\n{out}"
-            );
-            eprintln!("read-only store: refused to start: {}", out.trim());
-        }
-        Ok(()) => {
-            let base = serve.wait_url("listening on");
-            let (more, refusal) = fill(&http, &base, "ro-more", 2).await;
-            assert!(more.is_empty(), "accepted on a read-only store");
-            let (status, body) = refusal.expect("refused");
-            assert!(status == 503 || status == 429, "{status}: {body}");
-            assert_eq!(body["code"], "store_read_only", "{body}");
-            eprintln!("read-only store: started, ingestion refused: {status} {body}");
-            serve.signal("KILL");
-            serve.wait_exit(Duration::from_secs(10));
-        }
-    }
-    let after: Vec<(String, u64)> = std::fs::read_dir(&store_dir)
-        .unwrap()
-        .map(|f| {
-            let f = f.unwrap();
-            (
-                f.file_name().to_string_lossy().into_owned(),
-                f.metadata().unwrap().len(),
-            )
-        })
-        .collect();
-    assert_eq!(before, after, "the read-only store was written");
+    check_read_only(&http, &store_dir, prefix, &config).await;
 
     // Writable again, Iterable back: everything acknowledged is delivered.
     Command::new("chmod")
