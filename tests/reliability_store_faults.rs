@@ -253,6 +253,8 @@ async fn check_read_only(http: &reqwest::Client, store_dir: &Path, prefix: &str,
             )
         })
         .collect();
+    let mut before = before;
+    before.sort();
     let mut serve = serve_with("", prefix, config);
     // Either it refuses to start with a clear message, or it starts and refuses ingestion.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -309,6 +311,8 @@ async fn check_read_only(http: &reqwest::Client, store_dir: &Path, prefix: &str,
             )
         })
         .collect();
+    let mut after = after;
+    after.sort();
     assert_eq!(before, after, "the read-only store was written");
 }
 
