@@ -454,3 +454,45 @@ async fn pending_work_survives_kill_and_is_delivered_after_restart() {
     serve.signal("TERM");
     assert!(serve.wait_exit(Duration::from_secs(30)).success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_iterable_down_exits_within_the_flush_bound_keeping_pending_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_sim, sim_url) = start_sim();
+    let http = reqwest::Client::new();
+    http.put(format!("{sim_url}/_sim/faults"))
+        .json(&json!({ "error_rate": 1.0, "error_statuses": [503] }))
+        .send()
+        .await
+        .unwrap();
+    let config = write_config(dir.path(), &sim_url);
+    let (mut serve, base) = start_serve(&config, "text");
+    let batch = json!({ "batch": [event("t1", "u1", "term", true)] });
+    let r = http
+        .post(format!("{base}/v1/batch"))
+        .basic_auth(WRITE_KEY, Some(""))
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let asked = Instant::now();
+    serve.signal("TERM");
+    // --shutdown-timeout 3: the flush gives up after about 3 s; generous margin for a busy machine.
+    let status = serve.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "{status}");
+    assert!(
+        asked.elapsed() >= Duration::from_secs(2),
+        "did not try to flush"
+    );
+    let logs = serve.output();
+    assert!(logs.contains("stay in the store"), "{logs}");
+    // The next start delivers it.
+    http.put(format!("{sim_url}/_sim/faults"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let (_serve, _) = start_serve(&config, "text");
+    wait_members(&http, &sim_url, "term", &["u1@example.com"]).await;
+}
