@@ -329,37 +329,61 @@ async fn client(
     stats
 }
 
-/// Kills the service at random moments (by progress, then once during the final delivery)
-/// and restarts it.
+/// When to kill: at random points of the client's progress (acknowledged events), or, when
+/// progress is not known (the Python client), at random moments while it runs.
+enum KillPlan {
+    Progress(Arc<AtomicUsize>),
+    Timed,
+}
+
+/// Kills the service at random moments (while the client sends, then once more during the
+/// final delivery, after `client_done`) and restarts it.
 #[allow(clippy::too_many_arguments)]
 fn killer(
     mut serve: Proc,
     config: std::path::PathBuf,
     base: Arc<RwLock<String>>,
-    acked: Arc<AtomicUsize>,
+    plan: KillPlan,
+    client_done: Arc<AtomicBool>,
     total: usize,
     kills: usize,
     seed: u64,
-    env: Vec<(String, String)>,
 ) -> (Proc, usize) {
     let mut rng = Rng(seed.wrapping_mul(31) | 1);
     let mut points: Vec<usize> = (0..kills.saturating_sub(1))
         .map(|_| total / 10 + rng.below((total * 8 / 10) as u64) as usize)
         .collect();
     points.sort_unstable();
-    points.push(total);
-    let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    points.push(usize::MAX);
     let mut done = 0;
+    // Bounded, so that a failing client cannot leave this thread waiting forever.
+    let deadline = Instant::now() + Duration::from_secs(120 + total as u64 / 50);
     for point in points {
-        // Bounded, so that a failing client cannot leave this thread waiting forever.
-        let deadline = Instant::now() + Duration::from_secs(120 + total as u64 / 50);
-        while acked.load(Ordering::SeqCst) < point {
-            if Instant::now() > deadline {
-                return (serve, done);
+        let last = point == usize::MAX;
+        match &plan {
+            KillPlan::Progress(acked) => {
+                while !(acked.load(Ordering::SeqCst) >= point
+                    || last && client_done.load(Ordering::SeqCst))
+                {
+                    if Instant::now() > deadline {
+                        return (serve, done);
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
             }
-            std::thread::sleep(Duration::from_millis(5));
+            KillPlan::Timed if !last => {
+                std::thread::sleep(Duration::from_millis(1000 + rng.below(2000)));
+            }
+            KillPlan::Timed => {
+                while !client_done.load(Ordering::SeqCst) {
+                    if Instant::now() > deadline {
+                        return (serve, done);
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
         }
-        std::thread::sleep(Duration::from_millis(rng.below(if point == total {
+        std::thread::sleep(Duration::from_millis(rng.below(if last {
             1500
         } else {
             300
@@ -368,11 +392,91 @@ fn killer(
         serve.wait_exit(Duration::from_secs(10));
         done += 1;
         std::thread::sleep(Duration::from_millis(100 + rng.below(700)));
-        let (p, url) = start_serve(&config, &env_ref);
+        let (p, url) = start_serve(&config, &[("RUST_LOG", "warn")]);
         serve = p;
         *base.write().unwrap() = url;
     }
     (serve, done)
+}
+
+/// A TCP relay on a stable port to whichever service process is current: the Python client
+/// is given one host, while each restart of the service listens on a new port. A kill
+/// breaks the relayed connections, as it would behind a load balancer.
+async fn relay(base: Arc<RwLock<String>>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let target = base
+                .read()
+                .unwrap()
+                .trim_start_matches("http://")
+                .to_owned();
+            tokio::spawn(async move {
+                if let Ok(mut out) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// Which client sends: `CHAOS_CLIENT=python|rust`; by default the official Python library
+/// when `scripts/test` installed it under `.test-deps/`, else the Rust client.
+fn python_client() -> bool {
+    let installed = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".test-deps/python/segment/analytics/__init__.py")
+        .exists();
+    match std::env::var("CHAOS_CLIENT").as_deref() {
+        Ok("python") => true,
+        Ok("rust") => false,
+        _ => installed,
+    }
+}
+
+/// Sends every event through segment-analytics-python; returns the messageIds of batches it
+/// gave up on.
+async fn python_send(dir: &Path, host: &str, events: &[Gen]) -> Vec<String> {
+    let path = dir.join("events.ndjson");
+    let mut text = String::new();
+    for g in events {
+        text.push_str(&g.body.to_string());
+        text.push('\n');
+    }
+    std::fs::write(&path, text).unwrap();
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reliability_support/chaos_client.py");
+    let mut child = Proc::spawn(
+        std::process::Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()))
+            .arg(script)
+            .arg(host)
+            .arg(WRITE_KEY)
+            .arg(&path),
+    );
+    let status = tokio::task::spawn_blocking(move || {
+        let s = child.wait_exit(Duration::from_secs(1800));
+        (s, child.output())
+    })
+    .await
+    .unwrap();
+    let (status, out) = status;
+    assert!(status.success(), "the Python client failed:\n{out}");
+    let last = out
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no summary from the Python client:\n{out}"));
+    let v: Value = serde_json::from_str(last).expect("summary");
+    assert_eq!(v["sent"], events.len(), "{out}");
+    v["failed"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.as_str().map(str::to_owned))
+        .collect()
 }
 
 async fn settle(http: &reqwest::Client, base: &str, within: Duration) -> Value {
@@ -432,7 +536,6 @@ async fn chaos_lists_equal_the_model_after_faults_and_kills() {
     let dir = tempfile::tempdir().unwrap();
     let (sim_proc, sim) = start_sim(dir.path(), &sim_config(p.seed));
     let config = write_serve_config(dir.path(), &sim);
-    let env = vec![("RUST_LOG".to_owned(), "warn".to_owned())];
     let (serve, base) = start_serve(&config, &[("RUST_LOG", "warn")]);
     let base = Arc::new(RwLock::new(base));
 
@@ -449,14 +552,29 @@ async fn chaos_lists_equal_the_model_after_faults_and_kills() {
     let bursts = Arc::new(AtomicUsize::new(0));
     let driver = tokio::spawn(burst_driver(sim.clone(), stop.clone(), bursts.clone()));
     let acked = Arc::new(AtomicUsize::new(0));
+    let client_done = Arc::new(AtomicBool::new(false));
+    let use_python = python_client();
     let killer_task = {
-        let (base, acked, config) = (base.clone(), acked.clone(), config.clone());
+        let (base, config, done) = (base.clone(), config.clone(), client_done.clone());
+        let plan = if use_python {
+            KillPlan::Timed
+        } else {
+            KillPlan::Progress(acked.clone())
+        };
         let (total, kills, seed) = (p.events, p.kills, p.seed);
         tokio::task::spawn_blocking(move || {
-            killer(serve, config, base, acked, total, kills, seed, env)
+            killer(serve, config, base, plan, done, total, kills, seed)
         })
     };
-    let stats = client(base.clone(), batches, bad_per_batch, acked.clone()).await;
+    let (stats, gave_up) = if use_python {
+        let host = relay(base.clone()).await;
+        let failed = python_send(dir.path(), &host, &events).await;
+        (ClientStats::default(), failed)
+    } else {
+        let stats = client(base.clone(), batches, bad_per_batch, acked.clone()).await;
+        (stats, Vec::new())
+    };
+    client_done.store(true, Ordering::SeqCst);
     let sent_at = started.elapsed();
     let (serve, kills) = killer_task.await.expect("killer");
     let http = reqwest::Client::new();
@@ -468,8 +586,13 @@ async fn chaos_lists_equal_the_model_after_faults_and_kills() {
 
     // Lists against the model: the latest state per (audience, user), by timestamp (events
     // are generated in timestamp order and every batch was acknowledged).
+    let unacked: std::collections::HashSet<&str> = gave_up.iter().map(String::as_str).collect();
+    let acknowledged: Vec<&Gen> = events
+        .iter()
+        .filter(|g| !unacked.contains(g.message_id.as_str()))
+        .collect();
     let mut model: HashMap<(usize, usize), bool> = HashMap::new();
-    for g in &events {
+    for g in &acknowledged {
         if let Some((a, u, m)) = g.effect {
             model.insert((a, u), m);
         }
@@ -535,12 +658,9 @@ async fn chaos_lists_equal_the_model_after_faults_and_kills() {
         .json()
         .await
         .unwrap();
-    // Entries are logged as requests finish; complete when the seqs are exactly 0..len.
-    let mut seqs: Vec<u64> = log.iter().filter_map(|e| e["seq"].as_u64()).collect();
-    seqs.sort_unstable();
-    seqs.dedup();
-    let log_complete =
-        seqs.len() == log.len() && seqs.last().is_none_or(|last| *last + 1 == log.len() as u64);
+    // Entries are logged as requests finish; gaps are sequence numbers with no entry.
+    let max_seq = log.iter().filter_map(|e| e["seq"].as_u64()).max();
+    let log_gaps = max_seq.map_or(0, |m| (m + 1) as usize - log.len());
     let mut faults: BTreeMap<String, usize> = BTreeMap::new();
     for e in &log {
         let path = e["path"].as_str().unwrap_or("");
@@ -601,7 +721,7 @@ async fn chaos_lists_equal_the_model_after_faults_and_kills() {
     let mut unfinished = 0usize;
     let mut missing = 0usize;
     let mut wrong = Vec::new();
-    for g in &events {
+    for g in &acknowledged {
         let Some(e) = by_id.get(g.message_id.as_str()) else {
             missing += 1;
             continue;
@@ -633,16 +753,18 @@ async fn chaos_lists_equal_the_model_after_faults_and_kills() {
 
     let requests = log.len();
     let figures = json!({
+        "client": if use_python { "segment-analytics-python (official library)" } else { "rust (Segment-like retries)" },
         "events": p.events,
+        "events_the_client_gave_up_on": gave_up.len(),
         "bad_events": bad_total,
         "users": p.users,
         "audiences": AUDIENCES,
         "batches": p.events.div_ceil(BATCH),
-        "client_retries": stats.retries,
-        "duplicates_answered": stats.duplicates,
+        "client_retries": (!use_python).then_some(stats.retries),
+        "duplicates_answered": (!use_python).then_some(stats.duplicates),
         "kills": kills,
         "iterable_requests": requests,
-        "request_log_complete": log_complete,
+        "request_log_gaps": log_gaps,
         "faults_injected": faults_total,
         "faults": faults,
         "rate_limit_bursts": bursts.load(Ordering::Relaxed),
