@@ -388,3 +388,53 @@ async fn metrics_count_received_accepted_and_rejected_by_reason() {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_batches_each_get_their_own_reply_when_committed_together() {
+    let h = Harness::start().await;
+    let mut tasks = Vec::new();
+    for r in 0..24usize {
+        let http = h.http.clone();
+        let url = h.url("/v1/batch");
+        tasks.push(tokio::spawn(async move {
+            // Request r: r % 5 + 2 good events, and one bad element at index r % 3.
+            let good = r % 5 + 2;
+            let mut batch: Vec<Value> = (0..good)
+                .map(|i| {
+                    audience_event(
+                        &format!("c{r}-{i}"),
+                        &format!("u{r}-{i}"),
+                        &format!("c{r}-{i}@example.com"),
+                        "grouped",
+                        true,
+                    )
+                })
+                .collect();
+            batch.insert(r % 3, json!("bad"));
+            let reply: Value = http
+                .post(url)
+                .basic_auth(WRITE_KEY, Some(""))
+                .json(&json!({ "batch": batch }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (r, good, reply)
+        }));
+    }
+    let mut expected = std::collections::BTreeSet::new();
+    for t in tasks {
+        let (r, good, reply) = t.await.unwrap();
+        assert_eq!(reply["received"], good + 1, "request {r}: {reply}");
+        assert_eq!(reply["accepted"], good, "request {r}: {reply}");
+        assert_eq!(reply["rejected"], 1, "request {r}: {reply}");
+        assert_eq!(reply["errors"][0]["index"], r % 3, "request {r}: {reply}");
+        for i in 0..good {
+            expected.insert(format!("c{r}-{i}@example.com"));
+        }
+    }
+    h.settle().await;
+    assert_eq!(h.members("grouped"), expected);
+}

@@ -116,7 +116,7 @@ async fn accept(
     elements: Vec<Result<Event, ElementError>>,
 ) -> Result<Response, ApiError> {
     let received = elements.len();
-    match state.engine.accept_batch(destination, elements).await {
+    match state.group.accept(destination, elements).await {
         Ok(report) => {
             state.metrics.record_accept(destination, received, &report);
             tracing::debug!(

@@ -25,6 +25,7 @@ pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod group;
 pub mod ingest;
 pub mod mappings;
 pub mod metrics;

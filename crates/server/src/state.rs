@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use delivery::{Config, Engine, Secret};
 
 use crate::auth::WriteKeys;
+use crate::group::GroupCommit;
 use crate::mappings::MappingRegistry;
 use crate::metrics::Metrics;
 
@@ -25,6 +26,8 @@ pub struct AppState {
     pub limits: segment::Limits,
     /// Mappings per destination (configured and stored).
     pub mappings: Arc<MappingRegistry>,
+    /// Group commit of concurrent ingest requests.
+    pub group: GroupCommit,
     draining: AtomicBool,
 }
 
@@ -39,10 +42,11 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// Builds the state around a started engine.
+    /// Builds the state around a started engine (inside a tokio runtime).
     pub fn new(config: Arc<Config>, engine: Arc<Engine>, mappings: Arc<MappingRegistry>) -> Self {
         AppState {
             write_keys: WriteKeys::from_config(&config),
+            group: GroupCommit::start(engine.clone()),
             admin_token: config.server.admin_token.clone(),
             engine,
             metrics: Metrics::new(),
