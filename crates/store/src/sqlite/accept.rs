@@ -1,10 +1,15 @@
 //! Accepting batches of membership changes, and events that end before the ledger.
 
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use std::collections::HashMap;
 
-use super::{SqliteStore, json_text, sql};
+use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+
+use super::journal::{PendingRow, row_hash};
+use super::{Inner, SqliteStore, json_text, sql};
 use crate::StoreError;
 use crate::types::{AcceptOutcome, AudienceId, Change, FinalEvent, Millis, Outcome};
+
+const SUPERSEDED_ON_ARRIVAL: &str = "a newer event for this identity was already received";
 
 pub(super) fn accept(
     store: &SqliteStore,
@@ -37,6 +42,328 @@ pub(super) fn accept(
         }
         ids.push((dest, aid));
     }
+    if store.journal_max_entries > 0 {
+        // A bounded journal keeps the overlay's memory bounded however large the backlog.
+        if inner.overlay.entries + batch.len() as u64 > store.journal_max_entries {
+            inner.apply_journal()?;
+        }
+        if let Some(outcomes) = accept_journaled(&mut inner, batch, &ids, &settings_updates, now)? {
+            inner.cache_settings(settings_updates);
+            return Ok(outcomes);
+        }
+    }
+    inner.apply_journal()?;
+    accept_direct(&mut inner, batch, &ids, settings_updates, now)
+}
+
+/// What the journal path decided about a key it looked up, before the batch commits.
+enum Seen {
+    /// The `messageId` was accepted before.
+    Duplicate,
+    /// Not seen: a new event.
+    New,
+    /// Two keys share a 64-bit hash in the overlay: the overlay cannot answer.
+    Collision,
+}
+
+/// Appends the batch to the journal and the log, deciding each outcome from the ledger (point
+/// reads) and the overlay. `None` (nothing written) when a hash collision means the overlay
+/// cannot answer.
+fn accept_journaled(
+    inner: &mut Inner,
+    batch: &[Change],
+    ids: &[(i64, i64)],
+    settings_updates: &[(i64, String)],
+    now: Millis,
+) -> Result<Option<Vec<AcceptOutcome>>, StoreError> {
+    let mut seq = inner.seq;
+    let mut added: u64 = 0;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    // This batch's additions to the overlay, merged only once the transaction commits.
+    let mut rows: HashMap<u64, PendingRow> = HashMap::new();
+    let mut messages: HashMap<i64, i64> = HashMap::new();
+    let overlay = &inner.overlay;
+    let tx = inner
+        .conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)?;
+    {
+        let mut insert_event = tx.prepare_cached(sql::INSERT_EVENT)?;
+        let mut insert_journal = tx.prepare_cached(sql::INSERT_JOURNAL)?;
+        let mut select = tx.prepare_cached(sql::SELECT_MEMBER_ORDER)?;
+        let mut seen_get = tx.prepare_cached(sql::SEEN_GET)?;
+        let mut event_key = tx.prepare_cached(sql::EVENT_KEY)?;
+        let mut journal_key = tx.prepare_cached(sql::JOURNAL_KEY)?;
+        for (c, (dest, aid)) in batch.iter().zip(ids) {
+            seq += 1;
+            let h = message_hash(*dest, &c.message_id);
+            let pending = messages
+                .get(&h)
+                .or_else(|| overlay.messages.get(&h))
+                .copied();
+            match check_message(
+                &mut seen_get,
+                &mut event_key,
+                pending,
+                h,
+                *dest,
+                &c.message_id,
+            )? {
+                Seen::Duplicate => {
+                    outcomes.push(AcceptOutcome::Duplicate);
+                    continue;
+                }
+                Seen::Collision => return Ok(None),
+                Seen::New => {}
+            }
+            messages.insert(h, seq);
+            let rh = row_hash(*aid, &c.identity);
+            let current = match rows.get(&rh).or_else(|| overlay.rows.get(&rh)).copied() {
+                Some(p) => {
+                    let key: Option<(i64, String)> = journal_key
+                        .query_row([p.seq], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()?;
+                    match key {
+                        Some((a, i)) if a == *aid && i == c.identity => {
+                            Some((p.event_ts, p.seq, p.version, true, p.next_attempt))
+                        }
+                        _ => return Ok(None),
+                    }
+                }
+                None => select
+                    .query_row(params![aid, c.identity], |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, i64>(2)?,
+                            r.get::<_, i64>(3)? != 0,
+                            r.get::<_, i64>(4)?,
+                        ))
+                    })
+                    .optional()?,
+            };
+            // Older than what the ledger holds: it loses (equal times: arrival order).
+            let (version, due, prev_seq) = match current {
+                Some((ts, ..)) if c.timestamp < ts => (0, now, None),
+                // A dirty row keeps its place in line (and any backoff).
+                Some((_, prev, version, dirty, next_attempt)) => {
+                    if !dirty {
+                        added += 1;
+                    }
+                    (
+                        version + 1,
+                        if dirty { next_attempt } else { now },
+                        Some(prev),
+                    )
+                }
+                None => {
+                    added += 1;
+                    (1, now, None)
+                }
+            };
+            let (outcome, reason_code, reason) = if version == 0 {
+                (
+                    Outcome::Skipped,
+                    Some("superseded"),
+                    Some(SUPERSEDED_ON_ARRIVAL),
+                )
+            } else {
+                (Outcome::Pending, None, None)
+            };
+            insert_event.execute(params![
+                seq,
+                dest,
+                c.message_id,
+                aid,
+                c.identity,
+                outcome.as_int(),
+                reason_code,
+                reason,
+                now
+            ])?;
+            insert_journal.execute(params![
+                seq,
+                h,
+                aid,
+                c.identity,
+                c.direction.as_int(),
+                c.email,
+                c.user_id,
+                json_text(c.data_fields.as_ref()),
+                c.timestamp,
+                c.message_id,
+                version,
+                due,
+                prev_seq,
+                now
+            ])?;
+            if version == 0 {
+                outcomes.push(AcceptOutcome::Superseded);
+            } else {
+                rows.insert(
+                    rh,
+                    PendingRow {
+                        seq,
+                        event_ts: c.timestamp,
+                        version,
+                        next_attempt: due,
+                    },
+                );
+                outcomes.push(AcceptOutcome::Applied { version });
+            }
+        }
+        write_settings(&tx, settings_updates)?;
+    }
+    tx.commit()?;
+    inner.seq = seq;
+    inner.backlog += added;
+    inner.overlay.entries += messages.len() as u64;
+    inner.overlay.rows.extend(rows);
+    inner.overlay.messages.extend(messages);
+    Ok(Some(outcomes))
+}
+
+/// Events that ended before the ledger, appended to the log and the journal (for their
+/// de-duplication key). False (nothing written) on a hash collision in the overlay.
+fn record_final_journaled(
+    inner: &mut Inner,
+    events: &[FinalEvent],
+    ids: &[(i64, Option<i64>)],
+    now: Millis,
+) -> Result<bool, StoreError> {
+    let mut seq = inner.seq;
+    let mut messages: HashMap<i64, i64> = HashMap::new();
+    let overlay = &inner.overlay;
+    let tx = inner
+        .conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)?;
+    {
+        let mut insert_event = tx.prepare_cached(sql::INSERT_EVENT)?;
+        let mut insert_journal = tx.prepare_cached(sql::INSERT_JOURNAL)?;
+        let mut seen_get = tx.prepare_cached(sql::SEEN_GET)?;
+        let mut event_key = tx.prepare_cached(sql::EVENT_KEY)?;
+        for (e, (dest, aid)) in events.iter().zip(ids) {
+            seq += 1;
+            let h = message_hash(*dest, &e.message_id);
+            let pending = messages
+                .get(&h)
+                .or_else(|| overlay.messages.get(&h))
+                .copied();
+            match check_message(
+                &mut seen_get,
+                &mut event_key,
+                pending,
+                h,
+                *dest,
+                &e.message_id,
+            )? {
+                Seen::Duplicate => continue,
+                Seen::Collision => return Ok(false),
+                Seen::New => {}
+            }
+            messages.insert(h, seq);
+            insert_event.execute(params![
+                seq,
+                dest,
+                e.message_id,
+                aid,
+                e.identity,
+                e.outcome.as_int(),
+                e.reason_code,
+                e.reason,
+                now
+            ])?;
+            insert_journal.execute(params![
+                seq,
+                h,
+                aid.unwrap_or(0),
+                "",
+                0,
+                Option::<&str>::None,
+                Option::<&str>::None,
+                Option::<&str>::None,
+                0,
+                e.message_id,
+                0,
+                now,
+                Option::<i64>::None,
+                now
+            ])?;
+        }
+    }
+    tx.commit()?;
+    inner.seq = seq;
+    inner.overlay.entries += messages.len() as u64;
+    inner.overlay.messages.extend(messages);
+    Ok(true)
+}
+
+/// Whether `(destination, messageId)` was accepted before: first the journal's entry with the
+/// same hash (`pending`), then the `seen` table, read only (applying the journal inserts it).
+fn check_message(
+    seen_get: &mut rusqlite::CachedStatement<'_>,
+    event_key: &mut rusqlite::CachedStatement<'_>,
+    pending: Option<i64>,
+    h: i64,
+    dest: i64,
+    message_id: &str,
+) -> Result<Seen, StoreError> {
+    let same = |event_key: &mut rusqlite::CachedStatement<'_>, seq: i64| {
+        event_key
+            .query_row([seq], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+            .optional()
+            .map(|k| k.map(|(d, m)| d == dest && m == message_id))
+    };
+    if let Some(seq) = pending {
+        return Ok(match same(event_key, seq)? {
+            Some(true) => Seen::Duplicate,
+            _ => Seen::Collision,
+        });
+    }
+    for probe in 0..64i64 {
+        let key = h.wrapping_add(probe);
+        let found: Option<i64> = seen_get.query_row([key], |r| r.get(0)).optional()?;
+        let Some(other) = found else {
+            return Ok(Seen::New);
+        };
+        match same(event_key, other)? {
+            Some(true) => return Ok(Seen::Duplicate),
+            Some(false) => continue,
+            // As in `remember_message`: a key whose log entry is gone counts as seen.
+            None => return Ok(Seen::Duplicate),
+        }
+    }
+    Ok(Seen::New)
+}
+
+fn write_settings(tx: &Transaction<'_>, updates: &[(i64, String)]) -> Result<(), StoreError> {
+    let mut set_settings = tx.prepare_cached(sql::SET_EVENT_SETTINGS)?;
+    for (aid, text) in updates {
+        set_settings.execute(params![aid, text])?;
+    }
+    Ok(())
+}
+
+impl Inner {
+    /// Remembers committed `audience_settings` so that unchanged ones are not rewritten.
+    fn cache_settings(&mut self, updates: Vec<(i64, String)>) {
+        for (aid, text) in updates {
+            if let Some(a) = self.by_id.get_mut(&aid) {
+                a.event_settings = Some(text);
+            }
+        }
+    }
+}
+
+/// Writes the batch straight into the ledger and the de-duplication memory (one random page
+/// per event per B-tree). Used when the journal is disabled or a hash collision makes the
+/// overlay unable to answer; the journal must be empty.
+fn accept_direct(
+    inner: &mut Inner,
+    batch: &[Change],
+    ids: &[(i64, i64)],
+    settings_updates: Vec<(i64, String)>,
+    now: Millis,
+) -> Result<Vec<AcceptOutcome>, StoreError> {
     let mut seq = inner.seq;
     let mut added: u64 = 0;
     let mut outcomes = Vec::with_capacity(batch.len());
@@ -52,7 +379,7 @@ pub(super) fn accept(
         let mut seen_get = tx.prepare_cached(sql::SEEN_GET)?;
         let mut seen_insert = tx.prepare_cached(sql::SEEN_INSERT)?;
         let mut event_key = tx.prepare_cached(sql::EVENT_KEY)?;
-        for (c, (dest, aid)) in batch.iter().zip(&ids) {
+        for (c, (dest, aid)) in batch.iter().zip(ids) {
             seq += 1;
             let first = remember_message(
                 &mut seen_get,
@@ -147,19 +474,12 @@ pub(super) fn accept(
                 }
             }
         }
-        let mut set_settings = tx.prepare_cached(sql::SET_EVENT_SETTINGS)?;
-        for (aid, text) in &settings_updates {
-            set_settings.execute(params![aid, text])?;
-        }
+        write_settings(&tx, &settings_updates)?;
     }
     tx.commit()?;
     inner.seq = seq;
     inner.backlog += added;
-    for (aid, text) in settings_updates {
-        if let Some(a) = inner.by_id.get_mut(&aid) {
-            a.event_settings = Some(text);
-        }
-    }
+    inner.cache_settings(settings_updates);
     Ok(outcomes)
 }
 
@@ -169,7 +489,7 @@ pub(super) fn record_final(
     now: Millis,
 ) -> Result<(), StoreError> {
     let mut inner = store.inner.lock();
-    let mut ids = Vec::with_capacity(events.len());
+    let mut ids: Vec<(i64, Option<i64>)> = Vec::with_capacity(events.len());
     for e in events {
         let (dest, aid) = match &e.audience_key {
             Some(key) => {
@@ -195,6 +515,15 @@ pub(super) fn record_final(
         };
         ids.push((dest, aid));
     }
+    if store.journal_max_entries > 0 {
+        if inner.overlay.entries + events.len() as u64 > store.journal_max_entries {
+            inner.apply_journal()?;
+        }
+        if record_final_journaled(&mut inner, events, &ids, now)? {
+            return Ok(());
+        }
+    }
+    inner.apply_journal()?;
     let mut seq = inner.seq;
     let tx = inner
         .conn

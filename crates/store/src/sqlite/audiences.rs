@@ -67,7 +67,7 @@ pub(super) fn mark_in_dirty(
     id: AudienceId,
     now: Millis,
 ) -> Result<u64, StoreError> {
-    let mut inner = store.inner.lock();
+    let mut inner = store.applied()?;
     inner.dest_of(id)?;
     let tx = inner
         .conn

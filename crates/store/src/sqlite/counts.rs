@@ -45,7 +45,7 @@ impl SqliteStore {
         &self,
         destination: Option<&str>,
     ) -> Result<Vec<MemberCounts>, StoreError> {
-        let inner = self.inner.lock();
+        let inner = self.applied()?;
         let mut audiences = load_audiences(&inner.conn)?;
         audiences.retain(|a| destination.is_none_or(|d| a.destination == d));
         audiences.sort_by(|x, y| {

@@ -9,7 +9,7 @@ use crate::StoreError;
 use crate::types::{AudienceId, ClaimedRow, Direction, DueWork, Millis, Outcome, RowRef};
 
 pub(super) fn due(store: &SqliteStore, now: Millis, cap: u64) -> Result<Vec<DueWork>, StoreError> {
-    let inner = store.inner.lock();
+    let inner = store.applied()?;
     let mut names: HashMap<i64, &str> = HashMap::new();
     for (name, id) in &inner.dests {
         names.insert(*id, name);
@@ -45,7 +45,7 @@ pub(super) fn claim(
     now: Millis,
     limit: usize,
 ) -> Result<Vec<ClaimedRow>, StoreError> {
-    let mut inner = store.inner.lock();
+    let mut inner = store.applied()?;
     inner.dest_of(id)?;
     let tx = inner
         .conn
@@ -112,7 +112,7 @@ pub(super) fn claim(
 }
 
 pub(super) fn release(store: &SqliteStore, rows: &[RowRef]) -> Result<(), StoreError> {
-    let mut inner = store.inner.lock();
+    let mut inner = store.applied()?;
     let tx = inner
         .conn
         .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -127,7 +127,7 @@ pub(super) fn release(store: &SqliteStore, rows: &[RowRef]) -> Result<(), StoreE
 }
 
 pub(super) fn mark_subscribe_sent(store: &SqliteStore, rows: &[RowRef]) -> Result<(), StoreError> {
-    let mut inner = store.inner.lock();
+    let mut inner = store.applied()?;
     let tx = inner
         .conn
         .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -191,7 +191,7 @@ pub(super) fn retry(
     reason: &str,
     now: Millis,
 ) -> Result<(), StoreError> {
-    let mut inner = store.inner.lock();
+    let mut inner = store.applied()?;
     for r in rows {
         inner.dest_of(r.audience)?;
     }
@@ -225,7 +225,7 @@ pub(super) fn reject(
     reason: &str,
     now: Millis,
 ) -> Result<Vec<bool>, StoreError> {
-    let mut inner = store.inner.lock();
+    let mut inner = store.applied()?;
     for r in rows {
         inner.dest_of(r.audience)?;
     }
@@ -277,7 +277,7 @@ fn settle(
     update: &LogUpdate<'_>,
     now: Millis,
 ) -> Result<Vec<bool>, StoreError> {
-    let mut inner = store.inner.lock();
+    let mut inner = store.applied()?;
     for r in rows {
         inner.dest_of(r.audience)?;
     }

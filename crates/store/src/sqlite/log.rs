@@ -12,7 +12,7 @@ pub(super) fn replay_rejected(
     audience_key: Option<&str>,
     now: Millis,
 ) -> Result<u64, StoreError> {
-    let mut inner = store.inner.lock();
+    let mut inner = store.applied()?;
     let Some(dest) = inner.dests.get(destination).copied() else {
         return Ok(0);
     };
@@ -53,7 +53,7 @@ pub(super) fn replay_rejected(
 }
 
 pub(super) fn log(store: &SqliteStore, query: &LogQuery) -> Result<Vec<LogEntry>, StoreError> {
-    let inner = store.inner.lock();
+    let inner = store.applied()?;
     let dest = match &query.destination {
         Some(name) => match inner.dests.get(name) {
             Some(id) => Some(*id),
@@ -128,7 +128,7 @@ pub(super) fn compact(
     retention: &Retention,
     now: Millis,
 ) -> Result<CompactStats, StoreError> {
-    let mut inner = store.inner.lock();
+    let mut inner = store.applied()?;
     let tx = inner
         .conn
         .transaction_with_behavior(TransactionBehavior::Immediate)?;

@@ -8,6 +8,7 @@ mod accept;
 mod audiences;
 mod counts;
 mod deliver;
+mod journal;
 mod log;
 mod sql;
 mod state;
@@ -55,6 +56,10 @@ pub struct SqliteOptions {
     /// page rewritten by many batches once per checkpoint rather than once per few batches,
     /// at the cost of a longer WAL (`pages × page_size` bytes on disk).
     pub wal_autocheckpoint_pages: u32,
+    /// Accepted changes kept in the journal before accept applies them to the ledger itself.
+    /// Applying sorts the journal by ledger key, so larger values write fewer pages per
+    /// change; each pending change costs about 60 bytes of memory until applied.
+    pub journal_max_entries: u64,
 }
 
 impl Default for SqliteOptions {
@@ -65,6 +70,7 @@ impl Default for SqliteOptions {
             backlog_bound: 10_000_000,
             page_size: 4096,
             wal_autocheckpoint_pages: 16384,
+            journal_max_entries: 200_000,
         }
     }
 }
@@ -85,6 +91,7 @@ struct Inner {
     by_id: HashMap<i64, AudienceCache>,
     seq: i64,
     backlog: u64,
+    overlay: journal::Overlay,
 }
 
 /// The SQLite store. Opening it takes an exclusive lock on `<file>.lock` for the life of the
@@ -92,6 +99,7 @@ struct Inner {
 pub struct SqliteStore {
     inner: Mutex<Inner>,
     backlog_bound: u64,
+    journal_max_entries: u64,
     path: PathBuf,
     _lock: ProcessLock,
 }
@@ -132,6 +140,13 @@ impl SqliteStore {
         if released > 0 {
             tracing::info!(released, "freed claims left by a previous run");
         }
+        // Changes a previous run accepted but did not apply (e.g. killed): apply them now.
+        if journal::count(&conn)? > 0 {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let applied = journal::apply(&tx)?;
+            tx.commit()?;
+            tracing::info!(applied, "applied accepted changes left by a previous run");
+        }
 
         let mut dests = HashMap::new();
         {
@@ -167,11 +182,21 @@ impl SqliteStore {
                 by_id,
                 seq,
                 backlog: u64::try_from(backlog).unwrap_or(0),
+                overlay: journal::Overlay::default(),
             }),
             backlog_bound: options.backlog_bound,
+            journal_max_entries: options.journal_max_entries,
             path,
             _lock: lock,
         })
+    }
+
+    /// The engine, locked, with the journal applied: what every operation that reads or
+    /// changes ledger rows or log entries starts with.
+    fn applied(&self) -> Result<parking_lot::MutexGuard<'_, Inner>, StoreError> {
+        let mut inner = self.inner.lock();
+        inner.apply_journal()?;
+        Ok(inner)
     }
 
     /// The store file.
@@ -186,7 +211,7 @@ impl SqliteStore {
 
     /// Counts dirty rows on disk (a full count; [`Store::backlog`] is the cheap figure).
     pub fn count_backlog(&self) -> Result<u64, StoreError> {
-        let inner = self.inner.lock();
+        let inner = self.applied()?;
         let n: i64 = inner.conn.query_row(sql::COUNT_DIRTY, [], |r| r.get(0))?;
         Ok(u64::try_from(n).unwrap_or(0))
     }

@@ -13,6 +13,10 @@
 //! - `seen`: the `messageId` de-duplication memory, keyed by a stable 64-bit hash of
 //!   (destination, messageId) with linear probing; a hit is verified against the log entry.
 //! - `kv`: small persistent key/value state (e.g. a discovered rate per Iterable project).
+//! - `journal`: accepted changes not yet applied to `members` and `seen`, in arrival order
+//!   (its rowid is the event's sequence). Accept only appends here and to `events`, so a
+//!   commit writes a few sequential pages instead of one random page per event per B-tree;
+//!   the journal is applied in one key-sorted pass later (see `journal.rs`).
 
 /// Migrations, applied in order; `schema_version` records how many ran.
 pub(crate) const MIGRATIONS: &[&str] = &[
@@ -81,6 +85,26 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         value     TEXT NOT NULL,
         PRIMARY KEY (namespace, key)
     ) WITHOUT ROWID;",
+    // 2: the accept journal. `version`, `next_attempt` and `prev_seq` are decided at accept
+    // time (from the ledger and the journal entries before it), so applying is mechanical.
+    // `h` is the de-duplication key; version 0 marks an entry that only remembers its
+    // `messageId` (an event superseded on arrival, or one that ended before the ledger).
+    "CREATE TABLE journal (
+        seq          INTEGER PRIMARY KEY,
+        h            INTEGER NOT NULL,
+        audience_id  INTEGER NOT NULL,
+        identity     TEXT NOT NULL,
+        desired      INTEGER NOT NULL,
+        email        TEXT,
+        user_id      TEXT,
+        data         TEXT,
+        event_ts     INTEGER NOT NULL,
+        message_id   TEXT NOT NULL,
+        version      INTEGER NOT NULL,
+        next_attempt INTEGER NOT NULL,
+        prev_seq     INTEGER,
+        accepted_at  INTEGER NOT NULL
+    );",
 ];
 
 pub(crate) const CREATE_VERSION_TABLE: &str =
@@ -126,6 +150,32 @@ pub(crate) const UPDATE_MEMBER: &str =
         message_id = ?9, version = version + 1, dirty = 1, rejected = 0, next_attempt = ?10,
         changed_at = ?11
      WHERE audience_id = ?1 AND identity = ?2";
+
+// Journal.
+pub(crate) const INSERT_JOURNAL: &str =
+    "INSERT INTO journal (seq, h, audience_id, identity, desired, email, user_id, data, event_ts,
+        message_id, version, next_attempt, prev_seq, accepted_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+/// The identity of a journal entry, to verify an in-memory hash hit.
+pub(crate) const JOURNAL_KEY: &str = "SELECT audience_id, identity FROM journal WHERE seq = ?1";
+pub(crate) const JOURNAL_COUNT: &str = "SELECT count(*) FROM journal";
+/// Journal entries in ledger key order, so that applying them walks the ledger's B-tree once.
+pub(crate) const JOURNAL_BY_KEY: &str =
+    "SELECT audience_id, identity, desired, email, user_id, data, event_ts, seq, message_id,
+        version, next_attempt, prev_seq, accepted_at
+     FROM journal WHERE version > 0 ORDER BY audience_id, identity, seq";
+/// De-duplication keys in hash order, so that the `seen` B-tree is walked once.
+pub(crate) const JOURNAL_BY_HASH: &str = "SELECT h, seq FROM journal ORDER BY h";
+pub(crate) const JOURNAL_CLEAR: &str = "DELETE FROM journal";
+/// Applies one journal entry: its version and due time were decided at accept.
+pub(crate) const UPSERT_MEMBER: &str = "INSERT INTO members (audience_id, identity, desired, email, user_id, data, event_ts, seq, message_id,
+        version, dirty, next_attempt, changed_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, ?12)
+     ON CONFLICT (audience_id, identity) DO UPDATE SET desired = excluded.desired,
+        email = excluded.email, user_id = excluded.user_id, data = excluded.data,
+        event_ts = excluded.event_ts, seq = excluded.seq, message_id = excluded.message_id,
+        version = excluded.version, dirty = 1, rejected = 0,
+        next_attempt = excluded.next_attempt, changed_at = excluded.changed_at";
 
 // Deliver.
 pub(crate) const DUE_FOR: &str = "SELECT count(*), min(next_attempt) FROM (

@@ -8,7 +8,7 @@ use crate::StoreError;
 use crate::types::{Direction, PendingCount, Status};
 
 pub(super) fn status(store: &SqliteStore) -> Result<Status, StoreError> {
-    let inner = store.inner.lock();
+    let inner = store.applied()?;
     let audiences = load_audiences(&inner.conn)?;
     let mut stmt = inner.conn.prepare_cached(sql::PENDING_COUNT_FOR)?;
     let mut pending = Vec::new();
