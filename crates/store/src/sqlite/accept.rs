@@ -1,10 +1,8 @@
 //! Accepting batches of membership changes, and events that end before the ledger.
 
-use std::collections::HashMap;
-
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 
-use super::journal::{PendingRow, row_hash};
+use super::journal::{HashKeyed, PendingRow, row_hash};
 use super::{Inner, SqliteStore, json_text, sql};
 use crate::StoreError;
 use crate::types::{AcceptOutcome, AudienceId, Change, FinalEvent, Millis, Outcome};
@@ -80,8 +78,8 @@ fn accept_journaled(
     let mut added: u64 = 0;
     let mut outcomes = Vec::with_capacity(batch.len());
     // This batch's additions to the overlay, merged only once the transaction commits.
-    let mut rows: HashMap<u64, PendingRow> = HashMap::new();
-    let mut messages: HashMap<i64, i64> = HashMap::new();
+    let mut rows: HashKeyed<u64, PendingRow> = HashKeyed::default();
+    let mut messages: HashKeyed<i64, i64> = HashKeyed::default();
     let overlay = &inner.overlay;
     let tx = inner
         .conn
@@ -231,7 +229,7 @@ fn record_final_journaled(
     now: Millis,
 ) -> Result<bool, StoreError> {
     let mut seq = inner.seq;
-    let mut messages: HashMap<i64, i64> = HashMap::new();
+    let mut messages: HashKeyed<i64, i64> = HashKeyed::default();
     let overlay = &inner.overlay;
     let tx = inner
         .conn
@@ -612,4 +610,97 @@ fn message_hash(dest: i64, message_id: &str) -> i64 {
     h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
     h ^= h >> 33;
     h as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::message_hash;
+    use crate::sqlite::journal::row_hash;
+    use crate::{AcceptOutcome, Change, Direction, SqliteOptions, SqliteStore, Store};
+
+    fn change(identity: &str, id: &str, ts: i64) -> Change {
+        Change {
+            destination: "engage".into(),
+            audience_key: "vip".into(),
+            identity: identity.into(),
+            email: None,
+            user_id: Some(identity.into()),
+            direction: Direction::In,
+            data_fields: None,
+            message_id: id.into(),
+            timestamp: ts,
+            audience_settings: None,
+        }
+    }
+
+    fn claimed(store: &SqliteStore) -> Vec<(String, i64, String)> {
+        let aud = store.ensure_audience("engage", "vip").unwrap();
+        let rows = store.claim(aud.id, Direction::In, 100, 10).unwrap();
+        let refs: Vec<_> = rows.iter().map(|r| r.row.clone()).collect();
+        store.release(&refs).unwrap();
+        let mut got: Vec<_> = rows
+            .into_iter()
+            .map(|r| (r.row.identity, r.row.version, r.row.message_id))
+            .collect();
+        got.sort();
+        got
+    }
+
+    /// A real 64-bit collision cannot be found for a test, so one is planted in the overlay:
+    /// the hash of a new key is made to point at another key's journal entry.
+    #[test]
+    fn overlay_hash_collisions_fall_back_to_writing_the_ledger_directly() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("s.db"), SqliteOptions::default()).unwrap();
+        store.accept(&[change("a", "m1", 1)], 10).unwrap();
+        let aid = *store.inner.lock().audiences.values().next().unwrap();
+        let dest = store.inner.lock().dest_of(crate::AudienceId(aid)).unwrap();
+
+        // The messageId "m2" collides with the pending "m1".
+        {
+            let mut inner = store.inner.lock();
+            let seq_m1 = inner.overlay.messages.values().copied().next().unwrap();
+            inner
+                .overlay
+                .messages
+                .insert(message_hash(dest, "m2"), seq_m1);
+        }
+        let out = store.accept(&[change("b", "m2", 2)], 11).unwrap();
+        assert_eq!(out, vec![AcceptOutcome::Applied { version: 1 }]);
+        assert_eq!(
+            store.inner.lock().overlay.entries,
+            0,
+            "took the direct path"
+        );
+
+        // The identity "c" collides with the pending change of "a".
+        store.accept(&[change("a", "m3", 3)], 12).unwrap();
+        {
+            let mut inner = store.inner.lock();
+            let planted = inner.overlay.rows[&row_hash(aid, "a")];
+            inner.overlay.rows.insert(row_hash(aid, "c"), planted);
+        }
+        let out = store.accept(&[change("c", "m4", 4)], 13).unwrap();
+        assert_eq!(out, vec![AcceptOutcome::Applied { version: 1 }]);
+        assert_eq!(
+            store.inner.lock().overlay.entries,
+            0,
+            "took the direct path"
+        );
+
+        assert_eq!(
+            store
+                .accept(&[change("b", "m2", 5), change("a", "m1", 5)], 14)
+                .unwrap(),
+            vec![AcceptOutcome::Duplicate, AcceptOutcome::Duplicate]
+        );
+        assert_eq!(
+            claimed(&store),
+            vec![
+                ("a".into(), 2, "m3".into()),
+                ("b".into(), 1, "m2".into()),
+                ("c".into(), 1, "m4".into())
+            ]
+        );
+    }
 }

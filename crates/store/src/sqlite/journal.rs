@@ -15,7 +15,9 @@
 //! opening the store applies what a crash left, so nothing accepted is lost.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
+use rusqlite::types::ToSqlOutput;
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::{Inner, sql};
@@ -34,14 +36,42 @@ pub(super) struct PendingRow {
     pub(super) next_attempt: i64,
 }
 
+/// Hasher for keys that are already well-mixed 64-bit hashes: uses them as they are.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct PrehashedKey(u64);
+
+impl Hasher for PrehashedKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only integer keys are hashed with this hasher; fold anything else in anyway.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
+    fn write_i64(&mut self, n: i64) {
+        self.0 = n as u64;
+    }
+}
+
+/// A map keyed by a pre-mixed 64-bit hash.
+pub(super) type HashKeyed<K, V> = HashMap<K, V, BuildHasherDefault<PrehashedKey>>;
+
 /// What the journal holds, in memory, for accept's decisions. Bounded by
 /// `SqliteOptions::journal_max_entries` entries.
 #[derive(Debug, Default)]
 pub(super) struct Overlay {
     /// Ledger row hash → latest pending change of that row.
-    pub(super) rows: HashMap<u64, PendingRow>,
+    pub(super) rows: HashKeyed<u64, PendingRow>,
     /// `messageId` hash (as stored in `seen`) → sequence of its journal entry.
-    pub(super) messages: HashMap<i64, i64>,
+    pub(super) messages: HashKeyed<i64, i64>,
     /// Journal entries on disk.
     pub(super) entries: u64,
 }
@@ -49,8 +79,8 @@ pub(super) struct Overlay {
 impl Overlay {
     fn clear(&mut self) {
         // Keep memory bounded by what a full journal needs, not by the largest burst ever.
-        self.rows = HashMap::new();
-        self.messages = HashMap::new();
+        self.rows = HashKeyed::default();
+        self.messages = HashKeyed::default();
         self.entries = 0;
     }
 }
@@ -64,6 +94,8 @@ pub(super) fn row_hash(audience: i64, identity: &str) -> u64 {
     }
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
     h ^= h >> 33;
     h
 }
@@ -89,14 +121,23 @@ impl Inner {
 /// Applies the whole journal inside `tx`; returns how many entries it held.
 pub(super) fn apply(tx: &Transaction<'_>) -> Result<u64, StoreError> {
     let mut applied = 0u64;
+    // Sorted keys first (the sort's memory is freed before the writes start).
+    let order: Vec<i64> = tx
+        .prepare_cached(sql::JOURNAL_BY_KEY)?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
     {
-        let mut select = tx.prepare_cached(sql::JOURNAL_BY_KEY)?;
+        let mut entry = tx.prepare_cached(sql::JOURNAL_ENTRY)?;
         let mut upsert = tx.prepare_cached(sql::UPSERT_MEMBER)?;
         let mut skip_event = tx.prepare_cached(sql::SET_EVENT_SKIPPED)?;
-        let mut rows = select.query([])?;
-        while let Some(r) = rows.next()? {
+        for seq in order {
+            let mut rows = entry.query([seq])?;
+            let Some(r) = rows.next()? else {
+                continue;
+            };
             let prev_seq: Option<i64> = r.get(11)?;
             let accepted_at: i64 = r.get(12)?;
+            let col = |i: usize| r.get_ref(i).map(ToSqlOutput::Borrowed);
             // The entry before it for this identity (in the ledger or the journal) lost.
             if let Some(prev) = prev_seq {
                 skip_event.execute(params![
@@ -107,29 +148,30 @@ pub(super) fn apply(tx: &Transaction<'_>) -> Result<u64, StoreError> {
                 ])?;
             }
             upsert.execute(params![
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                r.get::<_, Option<String>>(4)?,
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, i64>(6)?,
-                r.get::<_, i64>(7)?,
-                r.get::<_, String>(8)?,
-                r.get::<_, i64>(9)?,
-                r.get::<_, i64>(10)?,
+                col(0)?,
+                col(1)?,
+                col(2)?,
+                col(3)?,
+                col(4)?,
+                col(5)?,
+                col(6)?,
+                col(7)?,
+                col(8)?,
+                col(9)?,
+                col(10)?,
                 accepted_at,
             ])?;
             applied += 1;
         }
     }
+    let keys: Vec<(i64, i64)> = tx
+        .prepare_cached(sql::JOURNAL_BY_HASH)?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
     {
-        let mut select = tx.prepare_cached(sql::JOURNAL_BY_HASH)?;
         let mut seen_get = tx.prepare_cached(sql::SEEN_GET)?;
         let mut seen_insert = tx.prepare_cached(sql::SEEN_INSERT)?;
-        let mut rows = select.query([])?;
-        while let Some(r) = rows.next()? {
-            let (h, seq): (i64, i64) = (r.get(0)?, r.get(1)?);
+        for (h, seq) in keys {
             // Accept already checked that the message is new: take the first free slot.
             let mut placed = false;
             for probe in 0..64i64 {

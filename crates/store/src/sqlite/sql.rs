@@ -160,10 +160,13 @@ pub(crate) const INSERT_JOURNAL: &str =
 pub(crate) const JOURNAL_KEY: &str = "SELECT audience_id, identity FROM journal WHERE seq = ?1";
 pub(crate) const JOURNAL_COUNT: &str = "SELECT count(*) FROM journal";
 /// Journal entries in ledger key order, so that applying them walks the ledger's B-tree once.
+/// Only the keys go through the sort, which keeps its memory small.
 pub(crate) const JOURNAL_BY_KEY: &str =
+    "SELECT seq FROM journal WHERE version > 0 ORDER BY audience_id, identity, seq";
+pub(crate) const JOURNAL_ENTRY: &str =
     "SELECT audience_id, identity, desired, email, user_id, data, event_ts, seq, message_id,
         version, next_attempt, prev_seq, accepted_at
-     FROM journal WHERE version > 0 ORDER BY audience_id, identity, seq";
+     FROM journal WHERE seq = ?1";
 /// De-duplication keys in hash order, so that the `seen` B-tree is walked once.
 pub(crate) const JOURNAL_BY_HASH: &str = "SELECT h, seq FROM journal ORDER BY h";
 pub(crate) const JOURNAL_CLEAR: &str = "DELETE FROM journal";
