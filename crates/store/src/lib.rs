@@ -8,6 +8,11 @@
 //! if no newer event arrived meanwhile. The delivery log keeps one entry per event with its
 //! outcome (design, decision *Outcomes*).
 //!
+//! The SQLite engine makes accept cheap by appending each batch to a journal in arrival order
+//! (plus its log entries) and answering duplicates and ordering from point reads and an
+//! in-memory index of the journal; the journal is applied to the ledger in key order before
+//! any call that reads ledger rows, when it reaches its bound, and on open after a crash.
+//!
 //! ```no_run
 //! use store::{SqliteOptions, SqliteStore, Store};
 //! let store = SqliteStore::open("ledger.db", SqliteOptions::default())?;
