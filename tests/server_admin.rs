@@ -407,3 +407,49 @@ async fn openapi_documents_every_admin_route() {
         assert_ne!(status, 405, "{method} {path}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_destination_keeps_accepting_and_delivers_after_resume() {
+    let h = Harness::start().await;
+    let resp = h
+        .admin_post("/admin/destinations/engage/pause", &json!({}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body =
+        json!({ "batch": [audience_event("p1", "u1", "paused@example.com", "paused", true)] });
+    let reply: Value = h.post_batch(WRITE_KEY, &body).await.json().await.unwrap();
+    assert_eq!(reply["accepted"], 1);
+    // Several flush intervals (100 ms here) pass: nothing is sent while paused.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let out = h
+        .server
+        .engine()
+        .wait_settled(std::time::Duration::from_millis(100))
+        .await;
+    assert!(
+        matches!(out, delivery::WaitOutcome::Paused { pending: 1, .. }),
+        "{out:?}"
+    );
+    assert!(h.members("paused").is_empty());
+    let status: Value = h.admin_get("/admin/status").await.json().await.unwrap();
+    assert!(
+        status["projects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["paused"].is_string()),
+        "{status}"
+    );
+    let resp = h
+        .admin_post("/admin/destinations/engage/resume", &json!({}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    h.settle().await;
+    assert_eq!(h.members("paused"), set(["paused@example.com"]));
+    assert_eq!(
+        h.admin_post("/admin/destinations/nope/pause", &json!({}))
+            .await
+            .status(),
+        404
+    );
+}

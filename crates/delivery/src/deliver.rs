@@ -106,6 +106,13 @@ impl Project {
         self.notify.notify_one();
     }
 
+    /// An operator's pause: nothing is sent until [`Project::resume`]; no error is logged,
+    /// since nothing failed.
+    pub(crate) fn pause_by_operator(&self, why: String) {
+        *self.paused.lock() = Some(why);
+        self.notify.notify_one();
+    }
+
     fn pause(&self, why: String) {
         let mut p = self.paused.lock();
         if p.is_none() {

@@ -544,6 +544,19 @@ impl Engine {
         }
     }
 
+    /// Pauses delivery for the Iterable project a destination uses (so for every destination
+    /// sharing its API key and endpoint), as an operator asks: accepting continues and changes
+    /// wait in the store until [`Engine::resume`]. Returns false for an unknown destination.
+    pub fn pause(&self, destination: &str, reason: &str) -> bool {
+        match self.shared.dests.get(destination) {
+            Some(d) => {
+                d.project.pause_by_operator(reason.to_owned());
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Stops accepting and scheduling, lets requests in flight finish for up to `bound`, then
     /// stops. Claimed rows not sent are free again at the next start.
     pub async fn shutdown(&self, bound: Duration) {

@@ -298,17 +298,24 @@ pub async fn replay(
     Ok(Json(json!({ "destination": name, "requeued": requeued })))
 }
 
-/// `POST /admin/destinations/{name}/pause`.
+/// `POST /admin/destinations/{name}/pause`: stops delivery to the destination's Iterable
+/// project (and so to every destination sharing its API key and endpoint); ingest continues
+/// and changes wait in the store.
 pub async fn pause(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     dest(&state, &name)?;
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "pausing a destination needs support from the delivery engine that is not there yet",
-    ))
+    if !state
+        .engine
+        .pause(&name, "paused by an operator through the admin API")
+    {
+        return Err(ApiError::not_found(format!(
+            "no destination named {name:?}"
+        )));
+    }
+    tracing::info!(destination = %name, "destination paused");
+    Ok(Json(json!({ "destination": name, "paused": true })))
 }
 
 /// `POST /admin/destinations/{name}/resume`.
