@@ -9,7 +9,7 @@
 //! refusal of the whole transaction (busy, store fault) is the answer to every request in it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use delivery::{AcceptReport, Engine, EngineError};
 use segment::{ElementError, Event};
@@ -44,7 +44,9 @@ impl GroupCommit {
             .into_iter()
             .map(|d| {
                 let (tx, rx) = mpsc::channel::<Job>(1024);
-                tokio::spawn(committer(engine.clone(), d.clone(), rx));
+                // A weak reference: the committer never keeps the engine (and its store lock)
+                // alive once the service is gone.
+                tokio::spawn(committer(Arc::downgrade(&engine), d.clone(), rx));
                 (d, tx)
             })
             .collect();
@@ -70,7 +72,7 @@ impl GroupCommit {
     }
 }
 
-async fn committer(engine: Arc<Engine>, destination: String, mut rx: mpsc::Receiver<Job>) {
+async fn committer(engine: Weak<Engine>, destination: String, mut rx: mpsc::Receiver<Job>) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         let mut total = jobs[0].events.len();
@@ -91,7 +93,15 @@ async fn committer(engine: Arc<Engine>, destination: String, mut rx: mpsc::Recei
             events.extend(j.events);
             replies.push(j.reply);
         }
-        match engine.accept_batch(&destination, events).await {
+        let Some(engine) = engine.upgrade() else {
+            for reply in replies {
+                let _ = reply.send(Err(Arc::new(EngineError::ShutDown)));
+            }
+            return;
+        };
+        let result = engine.accept_batch(&destination, events).await;
+        drop(engine);
+        match result {
             Ok(report) => {
                 // One report per input, in input order: slice it back per request.
                 let mut rest = report.events.into_iter();
