@@ -60,6 +60,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use destination::custom_mapping::{MappingConfig, MappingSet};
 use destination::lists::OnMissingList;
 use destination::settings::{ApiKey, AudienceConfig, BatchLimits, DestinationSettings};
 use iterable::{ProjectType, Region};
@@ -321,6 +322,12 @@ pub struct DestinationConfig {
     /// Per-audience settings and list bindings, keyed by audience key.
     #[serde(default)]
     pub audiences: BTreeMap<String, AudienceConfig>,
+    /// Custom mappings (`[[destination.mappings]]`: `name`, `trigger`, `mapping`, `enabled`),
+    /// tried in declared order; the first enabled one whose trigger matches handles an event.
+    /// None (the default): the default mapping applies. Declared here, they are read-only in
+    /// the admin API.
+    #[serde(default)]
+    pub mappings: Vec<MappingConfig>,
 }
 
 impl fmt::Debug for DestinationConfig {
@@ -513,6 +520,8 @@ impl Config {
             }
             dest.settings()
                 .validate()
+                .map_err(|e| ConfigError::Invalid(format!("destination {n:?}: {e}")))?;
+            MappingSet::from_configs(&dest.mappings)
                 .map_err(|e| ConfigError::Invalid(format!("destination {n:?}: {e}")))?;
         }
         Ok(())

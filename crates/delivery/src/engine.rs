@@ -23,6 +23,7 @@ use crate::deliver::{self, Project, StoreMappings};
 use crate::limiter::RateMode;
 use crate::mapper::{DefaultMapper, Mapper};
 use crate::stats::Stats;
+use destination::custom_mapping::MappingSet;
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> Millis {
@@ -372,11 +373,18 @@ impl Engine {
                 Arc::new(SystemClock::new()),
                 list_settings,
             );
-            let mapper = options
-                .mappers
-                .get(&dc.name)
-                .cloned()
-                .unwrap_or_else(|| Arc::new(DefaultMapper));
+            // A mapper given by the caller (the service's live registry) wins; else the
+            // mappings the file declares; else the default mapping.
+            let mapper: Arc<dyn Mapper> = match options.mappers.get(&dc.name) {
+                Some(m) => m.clone(),
+                None if dc.mappings.is_empty() => Arc::new(DefaultMapper),
+                None => Arc::new(MappingSet::from_configs(&dc.mappings).map_err(|e| {
+                    EngineError::Config(crate::config::ConfigError::Invalid(format!(
+                        "destination {:?}: {e}",
+                        dc.name
+                    )))
+                })?),
+            };
             dests.insert(
                 dc.name.clone(),
                 Arc::new(Dest {

@@ -2,6 +2,7 @@
 //! final skip/rejection. The default mapping is built in; the mapping integration provides
 //! its own [`Mapper`] per destination.
 
+use destination::custom_mapping::MappingSet;
 use destination::default_mapping::{MapContext, map_event};
 use destination::model::ProcessedEvent;
 use destination::settings::DestinationSettings;
@@ -26,5 +27,17 @@ impl Mapper for DefaultMapper {
         ctx: MapContext,
     ) -> ProcessedEvent {
         map_event(event, settings, ctx)
+    }
+}
+
+/// Custom mappings declared for a destination (design decision 8).
+impl Mapper for MappingSet {
+    fn map(
+        &self,
+        event: &Event,
+        settings: &DestinationSettings,
+        ctx: MapContext,
+    ) -> ProcessedEvent {
+        MappingSet::map(self, event, settings, ctx)
     }
 }

@@ -42,6 +42,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use delivery::{Config, Engine, EngineOptions, Mapper, WaitOutcome};
+use destination::custom_mapping::MappingConfig;
 use serde_json::json;
 
 pub use error::ApiError;
@@ -113,7 +114,12 @@ impl Server {
         let store = engine.store();
         let registry = tokio::task::spawn_blocking({
             let names = names.clone();
-            move || MappingRegistry::load(store, &names, &HashMap::new())
+            let declared: HashMap<String, Vec<MappingConfig>> = config
+                .destinations
+                .iter()
+                .map(|d| (d.name.clone(), d.mappings.clone()))
+                .collect();
+            move || MappingRegistry::load(store, &names, &declared)
         })
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))??;
