@@ -383,6 +383,9 @@ async fn metrics_count_received_accepted_and_rejected_by_reason() {
         "iterable_lists_events_rejected_total{destination=\"engage\",reason=\"invalid_membership\"} 1",
         "iterable_lists_pending_changes{destination=\"engage\"} 0",
         "iterable_lists_iterable_requests_total{status=\"200\"}",
+        "iterable_lists_iterable_endpoint_requests_total{endpoint=\"subscribe\",status=\"200\"}",
+        "iterable_lists_iterable_request_duration_seconds_count 1",
+        "iterable_lists_iterable_rate_limit_wait_seconds",
         "iterable_lists_ingest_request_duration_seconds_count{route=\"batch\"} 1",
     ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");

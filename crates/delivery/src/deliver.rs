@@ -668,16 +668,23 @@ async fn run_job(
                 continue;
             }
         }
+        let waiting = std::time::Instant::now();
         project.limiter.acquire().await;
-        let op = match req.direction {
-            PlanDirection::Subscribe => MembershipOp::Subscribe,
-            PlanDirection::Unsubscribe => MembershipOp::Unsubscribe,
+        shared.stats.rate_wait(waiting.elapsed());
+        let (op, endpoint) = match req.direction {
+            PlanDirection::Subscribe => (MembershipOp::Subscribe, "subscribe"),
+            PlanDirection::Unsubscribe => (MembershipOp::Unsubscribe, "unsubscribe"),
         };
+        let sending = std::time::Instant::now();
         let answer = project
             .client
             .membership_raw(op, Bytes::from(req.body.clone()))
             .await;
-        shared.stats.request(answer.as_ref().ok().map(|r| r.status));
+        shared.stats.request_on(
+            endpoint,
+            answer.as_ref().ok().map(|r| r.status),
+            sending.elapsed(),
+        );
         let (verdict, retry_after) = match answer {
             Ok(raw) => (attribute(&req, raw.status, &raw.body), raw.retry_after),
             Err(e) => (

@@ -36,4 +36,4 @@ pub use engine::{
 };
 pub use error::EngineError;
 pub use mapper::{DefaultMapper, Mapper};
-pub use stats::StatsSnapshot;
+pub use stats::{LATENCY_BOUNDS, LatencySnapshot, StatsSnapshot};

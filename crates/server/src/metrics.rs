@@ -47,6 +47,12 @@ pub struct Metrics {
     outcomes_rejected: Family<Labels, Counter>,
     project_rate: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     project_paused: Family<Labels, Gauge>,
+    iterable_endpoint_requests: Family<Labels, Counter>,
+    rate_limit_waits: Counter,
+    rate_limit_wait_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// The engine's latency histogram, written out by hand: it is kept by the engine as
+    /// cumulative bucket counts, which prometheus-client's histogram cannot take over.
+    iterable_latency: Mutex<delivery::LatencySnapshot>,
 }
 
 impl Default for Metrics {
@@ -81,6 +87,10 @@ impl Metrics {
             outcomes_rejected: Family::default(),
             project_rate: Family::default(),
             project_paused: Family::default(),
+            iterable_endpoint_requests: Family::default(),
+            rate_limit_waits: Counter::default(),
+            rate_limit_wait_seconds: Gauge::default(),
+            iterable_latency: Mutex::new(delivery::LatencySnapshot::default()),
         };
         r.register(
             "events_received",
@@ -136,6 +146,21 @@ impl Metrics {
             "iterable_requests",
             "Iterable membership requests by HTTP status (transport: no answer)",
             m.iterable_requests.clone(),
+        );
+        r.register(
+            "iterable_endpoint_requests",
+            "Iterable membership requests by endpoint and HTTP status (transport: no answer)",
+            m.iterable_endpoint_requests.clone(),
+        );
+        r.register(
+            "iterable_rate_limit_waits",
+            "Iterable requests that waited for their project's rate limiter",
+            m.rate_limit_waits.clone(),
+        );
+        r.register(
+            "iterable_rate_limit_wait_seconds",
+            "Seconds Iterable requests spent waiting for their project's rate limiter, in all",
+            m.rate_limit_wait_seconds.clone(),
         );
         r.register(
             "iterable_rate_limited",
@@ -251,6 +276,19 @@ impl Metrics {
                 *n,
             );
         }
+        for (endpoint, by_status) in &st.by_endpoint {
+            for (code, n) in by_status {
+                set_counter(
+                    self.iterable_endpoint_requests
+                        .get_or_create(&labels(&[("endpoint", endpoint), ("status", code)]))
+                        .inner(),
+                    *n,
+                );
+            }
+        }
+        set_counter(self.rate_limit_waits.inner(), st.rate_waits);
+        self.rate_limit_wait_seconds.set(st.rate_wait_seconds);
+        *self.iterable_latency.lock() = st.latency.clone();
         set_counter(self.iterable_rate_limited.inner(), st.rate_limited);
         set_counter(self.retries.inner(), st.retries);
         set_counter(self.delivered.inner(), st.delivered);
@@ -284,6 +322,12 @@ impl Metrics {
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = encode(&mut out, &self.registry.lock());
+        let histogram = latency_exposition(&self.iterable_latency.lock());
+        // The exposition ends with `# EOF`; the hand-written histogram goes before it.
+        match out.rfind("# EOF") {
+            Some(at) => out.insert_str(at, &histogram),
+            None => out.push_str(&histogram),
+        }
         out
     }
 }
@@ -291,4 +335,23 @@ impl Metrics {
 /// Counters mirrored from the engine only move forward.
 fn set_counter(c: &std::sync::atomic::AtomicU64, v: u64) {
     c.fetch_max(v, Ordering::Relaxed);
+}
+
+/// The engine's Iterable request latency as an OpenMetrics histogram.
+fn latency_exposition(l: &delivery::LatencySnapshot) -> String {
+    use std::fmt::Write;
+    const NAME: &str = "iterable_lists_iterable_request_duration_seconds";
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP {NAME} Time from sending a membership request to Iterable's answer."
+    );
+    let _ = writeln!(out, "# TYPE {NAME} histogram");
+    for (bound, n) in delivery::LATENCY_BOUNDS.iter().zip(&l.buckets) {
+        let _ = writeln!(out, "{NAME}_bucket{{le=\"{bound}\"}} {n}");
+    }
+    let _ = writeln!(out, "{NAME}_bucket{{le=\"+Inf\"}} {}", l.count);
+    let _ = writeln!(out, "{NAME}_sum {}", l.sum_seconds);
+    let _ = writeln!(out, "{NAME}_count {}", l.count);
+    out
 }
