@@ -21,6 +21,7 @@ pub fn child(events: usize, endpoint: &str, dir: &Path, deliver: bool) -> anyhow
         let text = common::config_text(&dir.join("s.db"), endpoint, &EngineKnobs::default());
         let e = common::engine(&text, true).await?;
         let t = Instant::now();
+        let cpu0 = crate::proc::process_cpu_total();
         let mut done = 0;
         let mut buf = String::new();
         let limits = segment::Limits::default();
@@ -45,16 +46,19 @@ pub fn child(events: usize, endpoint: &str, dir: &Path, deliver: bool) -> anyhow
             done += n;
         }
         let accept_s = t.elapsed().as_secs_f64();
+        let accept_cpu = (crate::proc::process_cpu_total() - cpu0).as_secs_f64();
         let backlog = e.backlog();
         let accept_peak = crate::proc::peak_rss_mib();
         e.shutdown(Duration::from_secs(5)).await;
         drop(e);
-        let mut deliver_s = 0.0;
+        let (mut deliver_s, mut deliver_cpu) = (0.0, 0.0);
         if deliver {
             let t = Instant::now();
+            let cpu0 = crate::proc::process_cpu_total();
             let e = common::engine(&text, false).await?;
             common::settle(&e, 1800).await?;
             deliver_s = t.elapsed().as_secs_f64();
+            deliver_cpu = (crate::proc::process_cpu_total() - cpu0).as_secs_f64();
             e.shutdown(Duration::from_secs(5)).await;
             drop(e);
         }
@@ -67,6 +71,8 @@ pub fn child(events: usize, endpoint: &str, dir: &Path, deliver: bool) -> anyhow
                 "accept_events_per_s": events as f64 / accept_s,
                 "accept_peak_mb": accept_peak,
                 "deliver_s": deliver_s,
+                "accept_cpu_us_per_event": 1e6 * accept_cpu / events as f64,
+                "deliver_cpu_us_per_event": 1e6 * deliver_cpu / events as f64,
                 "peak_mb": crate::proc::peak_rss_mib(),
             })
         );
@@ -116,6 +122,7 @@ pub async fn run(
     for &(events, runs) in sizes {
         let (mut peaks, mut accept_peaks, mut rates, mut deliver_s) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut acpu, mut dcpu) = (Vec::new(), Vec::new());
         for i in 0..runs {
             let v = one(work, events, deliver).await?;
             eprintln!("  memory {events} run {}: {v}", i + 1);
@@ -123,16 +130,27 @@ pub async fn run(
             accept_peaks.push(v["accept_peak_mb"].as_f64().unwrap_or(f64::NAN));
             rates.push(v["accept_events_per_s"].as_f64().unwrap_or(f64::NAN));
             deliver_s.push(v["deliver_s"].as_f64().unwrap_or(f64::NAN));
+            acpu.push(v["accept_cpu_us_per_event"].as_f64().unwrap_or(f64::NAN));
+            dcpu.push(v["deliver_cpu_us_per_event"].as_f64().unwrap_or(f64::NAN));
         }
         let m = median(&peaks);
-        let mut f = Figure::new("5 memory", &format!("peak RSS, backlog of {events} events"), m, " MiB", runs)
-            .samples(&peaks)
-            .note(&format!(
-                "{:.0} MiB at the end of accepting; accept {:.0} events/s; delivery of the backlog {:.1} s",
-                median(&accept_peaks),
-                median(&rates),
-                median(&deliver_s)
-            ));
+        let mut f = Figure::new(
+            "5 memory",
+            &format!("peak RSS, backlog of {events} events"),
+            m,
+            " MiB",
+            runs,
+        )
+        .samples(&peaks)
+        .note(&format!(
+            "{:.0} MiB at the end of accepting; accept {:.0} events/s ({:.1} µs CPU per event); \
+                 delivery of the backlog {:.1} s ({:.1} µs CPU per event, engine process only)",
+            median(&accept_peaks),
+            median(&rates),
+            median(&acpu),
+            median(&deliver_s),
+            median(&dcpu)
+        ));
         if events >= 5_000_000 {
             f = f.goal("< 200 MiB", m < 200.0);
         }
