@@ -206,3 +206,19 @@ fn eval_with_a_missing_event_file_is_one_line() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("no-event.json"), "{stderr}");
 }
+#[test]
+fn send_to_an_unreachable_service_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "http://127.0.0.1:9", "");
+    let events = dir.path().join("e.ndjson");
+    std::fs::write(&events, "{\"type\":\"identify\",\"userId\":\"u1\"}\n").unwrap();
+    let out = run(&[
+        "send",
+        s(&events),
+        "--config",
+        s(&config),
+        "--to",
+        &dead_url(),
+    ]);
+    assert_one_line_error(&out, "cannot reach the service");
+}

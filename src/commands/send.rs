@@ -43,6 +43,12 @@ pub struct SendArgs {
     /// Print the summary as one line of JSON.
     #[arg(long)]
     pub json: bool,
+
+    /// Post the events to the running service at this URL (its `POST /v1/batch`, with the
+    /// destination's `write_key`) instead of running the pipeline here; delivery is followed
+    /// through the service's admin API when `server.admin_token` is set.
+    #[arg(long, value_name = "URL")]
+    pub to: Option<String>,
 }
 
 /// Parses `500ms`, `30s`, `10m`, `1h` or a number of seconds.
@@ -118,6 +124,16 @@ pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
         if f.as_os_str() != "-" && !f.is_file() {
             bail!("cannot read {}: no such file", f.display());
         }
+    }
+    if let Some(url) = &args.to {
+        return super::send_to::run(super::send_to::SendTo {
+            url,
+            files: &args.files,
+            config: &config,
+            destination: &destination,
+            timeout: args.timeout,
+            json: args.json,
+        });
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
