@@ -32,16 +32,28 @@ fn eval_mapping_prints_the_mapped_json() {
             "dataFields": {"plan": {"@path": "$.traits.plan"}, "gone": {"@path": "$.traits.nope"}}}"#,
     );
     let out = eval(&["--mapping", &m, "--event", &ev]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(printed, serde_json::json!({"email": "ana@example.com", "dataFields": {"plan": "pro"}}));
+    assert_eq!(
+        printed,
+        serde_json::json!({"email": "ana@example.com", "dataFields": {"plan": "pro"}})
+    );
 }
 
 #[test]
 fn eval_trigger_prints_true_or_false() {
     let dir = tempfile::tempdir().unwrap();
     let ev = write(dir.path(), "event.json", EVENT);
-    let yes = eval(&["--trigger", r#"type = "identify" and traits.first_time_shopper = true"#, "--event", &ev]);
+    let yes = eval(&[
+        "--trigger",
+        r#"type = "identify" and traits.first_time_shopper = true"#,
+        "--event",
+        &ev,
+    ]);
     assert!(yes.status.success());
     assert_eq!(String::from_utf8_lossy(&yes.stdout).trim(), "true");
     let no = eval(&["--trigger", r#"type = "track""#, "--event", &ev]);
@@ -58,10 +70,17 @@ fn eval_errors_go_to_stderr_with_a_failing_exit() {
     assert!(bad_trigger.stdout.is_empty());
     assert!(String::from_utf8_lossy(&bad_trigger.stderr).contains("column 21"));
 
-    let m = write(dir.path(), "mapping.json", r#"{"dataFields": {"plan": {"@path": 5}}}"#);
+    let m = write(
+        dir.path(),
+        "mapping.json",
+        r#"{"dataFields": {"plan": {"@path": 5}}}"#,
+    );
     let bad_mapping = eval(&["--mapping", &m, "--event", &ev]);
     assert!(!bad_mapping.status.success());
-    assert!(String::from_utf8_lossy(&bad_mapping.stderr).contains("mapping.dataFields.plan: @path expects a string"));
+    assert!(
+        String::from_utf8_lossy(&bad_mapping.stderr)
+            .contains("mapping.dataFields.plan: @path expects a string")
+    );
 
     let missing = eval(&["--mapping", &m, "--event", "/nonexistent/event.json"]);
     assert!(!missing.status.success());

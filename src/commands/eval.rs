@@ -27,14 +27,17 @@ pub struct EvalArgs {
 fn read(path: &Path) -> anyhow::Result<String> {
     if path == Path::new("-") {
         let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).context("reading the event from standard input")?;
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading the event from standard input")?;
         return Ok(s);
     }
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
 
 fn read_json(path: &Path, what: &str) -> anyhow::Result<Value> {
-    serde_json::from_str(&read(path)?).with_context(|| format!("{what} {} is not valid JSON", path.display()))
+    serde_json::from_str(&read(path)?)
+        .with_context(|| format!("{what} {} is not valid JSON", path.display()))
 }
 
 /// Runs the command.
