@@ -545,7 +545,18 @@ impl<A: ListApi> ListResolver<A> {
     }
 
     async fn create(&self, name: &str) -> Result<ResolvedList, ListError> {
-        let id = self.api.create_list(name).await?;
+        let id = match self.api.create_list(name).await {
+            Ok(id) => id,
+            Err(e) => {
+                // No answer, or a 5xx: Iterable may have created the list all the same. Drop
+                // the cached lists so that the next attempt looks the name up afresh instead
+                // of creating a second list with the same name.
+                if e.class().is_retryable() {
+                    self.invalidate_cache();
+                }
+                return Err(e.into());
+            }
+        };
         self.lists_created.fetch_add(1, Ordering::Relaxed);
         tracing::info!(audience = name, list_id = id, "created Iterable list");
         self.created
@@ -727,6 +738,8 @@ mod tests {
         next_id: AtomicU64,
         gets: AtomicU64,
         creates: AtomicU64,
+        /// Create the list, then lose the answer (a connection cut after it was applied).
+        cut_after_create: std::sync::atomic::AtomicBool,
     }
 
     impl FakeApi {
@@ -758,10 +771,24 @@ mod tests {
             })
         }
 
-        async fn create_list(&self, _name: &str) -> Result<i64, Error> {
+        async fn create_list(&self, name: &str) -> Result<i64, Error> {
             self.creates.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(20)).await;
-            Ok(self.next_id.fetch_add(1, Ordering::SeqCst) as i64)
+            let id = self.next_id.fetch_add(1, Ordering::SeqCst) as i64;
+            if self.cut_after_create.swap(false, Ordering::SeqCst) {
+                self.lists.lock().push(ListDetails {
+                    id,
+                    name: name.to_owned(),
+                    created_at: 1,
+                    list_type: ListType::Standard,
+                    description: None,
+                    is_global_suppression_enabled: None,
+                });
+                return Err(Error::Transport(TransportError::Other(
+                    "connection reset".into(),
+                )));
+            }
+            Ok(id)
         }
 
         async fn membership(
@@ -941,6 +968,28 @@ mod tests {
         clock.advance(Duration::from_secs(61));
         r.resolve(aud("e")).await.unwrap();
         assert_eq!(api.gets.load(Ordering::SeqCst), 2);
+    }
+
+    // iterable-api.md §7 G8: a create whose answer was lost may have been applied; the next
+    // attempt finds that list by name instead of creating a second one with the same name.
+    #[tokio::test]
+    async fn create_cut_after_it_was_applied_is_found_by_name_not_created_again() {
+        let api = FakeApi::with(&[(1, "other", ListType::Standard)]);
+        let (r, _clock) = resolver(api.clone(), ListSettings::default());
+        // Fill the cache first, so that a stale cache would miss the new list.
+        r.resolve(aud("other")).await.unwrap();
+        api.cut_after_create.store(true, Ordering::SeqCst);
+        assert!(r.resolve(aud("fresh")).await.is_err());
+        let again = r.resolve(aud("fresh")).await.unwrap();
+        assert_eq!(api.creates.load(Ordering::SeqCst), 1);
+        let named: Vec<i64> = api
+            .lists
+            .lock()
+            .iter()
+            .filter(|l| l.name == "fresh")
+            .map(|l| l.id)
+            .collect();
+        assert_eq!(named, vec![again.list_id]);
     }
 
     // peers T2, iterable-api.md §7 G1: a new list may answer invalidListId for ~30 s.
