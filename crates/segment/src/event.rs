@@ -238,7 +238,11 @@ impl Event {
             ],
         );
         Some(Personas {
-            computation_class: class.and_then(raw::as_str),
+            // A class that is not a string is "another class" (design decision 1), kept as its
+            // JSON text so the reason can name it; `null` counts as absent.
+            computation_class: class.and_then(|c| {
+                raw::as_str(c).or_else(|| (c.get() != "null").then(|| Cow::Borrowed(c.get())))
+            }),
             computation_key: key.and_then(raw::as_str),
             external_audience_id: non_null(list),
             audience_settings: non_null(settings),
