@@ -105,6 +105,9 @@ async fn audiences_show_their_list_and_pending_changes() {
     let lists = h.sim.sim().lists(API_KEY).unwrap();
     assert_eq!(lists.iter().find(|l| l.name == "gold").unwrap().id, list_id);
     assert_eq!(gold["members"]["pending_subscribe"], 0);
+    assert_eq!(gold["members"]["in"], 1);
+    assert_eq!(gold["members"]["confirmed_in"], 1);
+    assert_eq!(gold["members"]["rejected"], 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -163,6 +163,8 @@ pub async fn audiences(
     let d = dest(&state, &name)?.clone();
     let n = name.clone();
     let auds = store_call(&state, move |s| s.audiences(Some(&n))).await?;
+    let n = name.clone();
+    let counts = store_call(&state, move |s| s.member_counts(Some(&n))).await?;
     let st = state
         .engine
         .status()
@@ -181,6 +183,8 @@ pub async fn audiences(
                 .map(|p| p.pending)
                 .sum()
         };
+        let c = counts.iter().find(|c| c.audience_key == a.audience_key);
+        let count = |f: fn(&store::MemberCounts) -> u64| c.map_or(0, f);
         out.push(json!({
             "key": a.audience_key,
             "list_id": a.list_id,
@@ -190,6 +194,9 @@ pub async fn audiences(
             "settings": a.settings,
             "event_settings": a.event_settings,
             "members": {
+                "in": count(|c| c.desired_in),
+                "confirmed_in": count(|c| c.settled_in),
+                "rejected": count(|c| c.rejected),
                 "pending_subscribe": pending("subscribe"),
                 "pending_unsubscribe": pending("unsubscribe"),
             },

@@ -140,6 +140,9 @@ impl Store for Faulty {
     fn kv_set(&self, ns: &str, k: &str, v: Option<&Value>) -> Result<(), StoreError> {
         self.inner.kv_set(ns, k, v)
     }
+    fn member_counts(&self, d: Option<&str>) -> Result<Vec<store::MemberCounts>, StoreError> {
+        Store::member_counts(&self.inner, d)
+    }
 }
 
 fn batch(id: &str, user: &str) -> Value {

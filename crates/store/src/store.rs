@@ -143,4 +143,12 @@ pub trait Store: Send + Sync {
 
     /// Writes a small persistent value; `None` deletes it.
     fn kv_set(&self, namespace: &str, key: &str, value: Option<&Value>) -> Result<(), StoreError>;
+
+    /// Member counts per audience (wanted in, confirmed in, pending each way, rejected), of
+    /// every destination or of one. Scans each audience's ledger rows: for operators, not for
+    /// hot paths.
+    fn member_counts(
+        &self,
+        destination: Option<&str>,
+    ) -> Result<Vec<crate::MemberCounts>, StoreError>;
 }

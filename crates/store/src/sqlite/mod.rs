@@ -465,4 +465,9 @@ impl Store for SqliteStore {
     fn kv_set(&self, namespace: &str, key: &str, value: Option<&Value>) -> Result<(), StoreError> {
         state::kv_set(self, namespace, key, value)
     }
+
+    fn member_counts(&self, destination: Option<&str>) -> Result<Vec<MemberCounts>, StoreError> {
+        // The inherent method of the same name does the work.
+        SqliteStore::member_counts(self, destination)
+    }
 }
