@@ -53,9 +53,17 @@ pub async fn engine(text: &str) -> Engine {
         .with_test_writer()
         .try_init();
     let config = Config::parse(text, |_| None).expect("config parses");
-    Engine::start(config, EngineOptions::default())
-        .await
-        .expect("engine starts")
+    // After an in-process restart, the previous engine's last tasks may still hold the store
+    // (and its lock) for a moment after shutdown: wait for them, boundedly.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        match Engine::start(config.clone(), EngineOptions::default()).await {
+            Err(delivery::EngineError::StoreLocked(_)) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            started => return started.expect("engine starts"),
+        }
+    }
 }
 
 /// An Engage identify event: `user` enters (`true`) or exits (`false`) `audience`.
